@@ -1,0 +1,299 @@
+"""One typed configuration system for the model, the tracker, the node, training and evaluation.
+
+Every hyper-parameter has a name and a default here. Experiments are YAML files merged
+over these defaults (`load_config`); unknown keys are an error, so a typo never silently
+falls back to a default. Config objects are passed explicitly: there is no global config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message names the key."""
+
+
+@dataclass
+class AnchorConfig:
+    stride: int = 8
+    ratios: list[float] = field(default_factory=lambda: [0.33, 0.5, 1.0, 2.0, 3.0])
+    scales: list[float] = field(default_factory=lambda: [8.0])
+
+    @property
+    def num_anchors(self) -> int:
+        return len(self.ratios) * len(self.scales)
+
+
+@dataclass
+class ModelConfig:
+    """Network architecture. Stored in every checkpoint's metadata."""
+
+    backbone: str = "mobilenet_v2"  # see cyclesiam.models.backbone.BACKBONES
+    channels: int = 64  # neck output width C (correlation and heads work at this width)
+    head_channels: int = 64  # width of the shared head tower after correlation
+    template_size: int = 127
+    search_size: int = 255
+    template_feature_crop: int = 8  # centre crop of template features (SiamMask: 7 at 15x15)
+    anchor: AnchorConfig = field(default_factory=AnchorConfig)
+    mask: bool = True  # build the 63x63 mask head
+    mask_size: int = 63
+    mask_hidden: int = 256  # hidden width of the per-position mask MLP
+
+    @property
+    def score_size(self) -> int:
+        """Side of the response map for the standard search size."""
+        return response_size(self, self.search_size)
+
+
+def response_size(model: ModelConfig, search_size: int) -> int:
+    """Side of the response map for a search crop of `search_size` pixels."""
+    feature = math.ceil(search_size / model.anchor.stride)
+    template = math.ceil(model.template_size / model.anchor.stride)
+    crop = min(model.template_feature_crop, template)
+    return feature - crop + 1
+
+
+@dataclass
+class TrackerConfig:
+    """Per-frame inference logic (SiamRPN/SiamMask post-processing). Reference defaults: pysot SiamMask."""
+
+    context_amount: float = 0.5  # p = context_amount * (w + h)
+    penalty_k: float = 0.10  # scale/ratio change penalty
+    window_influence: float = 0.41  # cosine window blend
+    lr: float = 0.32  # size smoothing
+    min_size: float = 4.0  # minimum box side in pixels
+    mask_enabled: bool = True  # compute masks at inference (needs a model with a mask head)
+    mask_threshold: float = 0.5  # paper value
+    # template update: "none" (SiamRPN: keep first template) | "last" (every frame from the
+    # last prediction, the paper's wording) | "blend" (confidence-gated running average)
+    template_update: str = "none"
+    template_update_rate: float = 0.1  # blend weight of the new template
+    template_update_min_score: float = 0.9  # only update when the score exceeds this
+    # LOST state hysteresis: lost when score < lost_threshold for lost_frames consecutive
+    # frames; recovered when score >= recover_threshold.
+    lost_threshold: float = 0.3
+    recover_threshold: float = 0.6
+    lost_frames: int = 3
+    lost_search_size: int = 415  # bigger search crop (pixels at network scale) while lost
+    lost_window_influence: float = 0.0  # no motion prior while searching for a lost target
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how the network runs."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    half: bool = False  # fp16 on CUDA only
+    backend: str = "torch"  # torch | onnxruntime
+    providers: list[str] = field(default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    threads: int = 0  # torch/onnxruntime intra-op threads; 0 = library default
+    channels_last: bool = True
+
+
+@dataclass
+class SeedConfig:
+    """Where the initial target of each training clip comes from."""
+
+    source: str = "random"  # random | file | topic
+    file: str = ""  # YAML of seeds (bag, topic, stamp, box, optional mask)
+    topic: str = ""  # recorded vision_msgs/Detection2DArray topic
+    random_min_size: float = 0.1  # random boxes: side as a fraction of the shorter image side
+    random_max_size: float = 0.4
+
+
+@dataclass
+class TrainConfig:
+    """Self-supervised cycle training (cyclesiam_train). Paper: SGD, lr 1e-3, batch 32."""
+
+    seed: int = 0
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    grad_clip: float = 10.0
+    # cycle: frames t1 -> t2 (-> t3) -> ... -> t1
+    cycle_length: int = 2  # 2 = 1->2->1, 3 = 1->2->3->2->1
+    frame_gap_min: int = 1
+    frame_gap_max: int = 10
+    differentiable_hops: bool = False  # gradients through the middle hops' crops
+    search_shift: float = 64.0  # max random shift of the search crop centre (pixels, crop scale)
+    search_scale_jitter: float = 0.05
+    # losses: L = cls_weight * L_score + loc_weight * L_box + mask_weight * L_mask
+    cls_weight: float = 1.0
+    loc_weight: float = 1.2
+    mask_weight: float = 36.0
+    negative_weight: float = 0.2
+    positive_iou: float = 0.6
+    negative_iou: float = 0.3
+    max_positives: int = 16
+    max_anchors: int = 64
+    # backbone
+    backbone_weights: str = ""  # ImageNet weights (torchvision layout) for initialisation
+    freeze_backbone_steps: int = -1  # -1 = frozen for the whole run; N = unfreeze after N steps
+    backbone_lr_scale: float = 0.1
+    # data
+    topics: list[str] = field(default_factory=list)  # empty = every image topic
+    seeds: SeedConfig = field(default_factory=SeedConfig)
+    clip_length: int = 0  # frames per clip for seeding; 0 = whole stream is one clip
+    workers: int = 2
+    # checkpoints and logging
+    checkpoint_every: int = 200
+    log_every: int = 10
+    amp: bool = True  # mixed precision on CUDA only
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation protocols."""
+
+    success_thresholds: int = 21
+    precision_threshold: float = 20.0
+    vot_skip: int = 5  # re-init this many frames after a failure
+    vot_burn_in: int = 10
+
+
+@dataclass
+class NodeConfig:
+    """ROS node specifics that are not ROS parameters of the core (see config/tracker.yaml)."""
+
+    history_size: int = 30  # frames kept to match a set_target stamp
+    stale_after: float = 0.5  # seconds
+
+
+@dataclass
+class Config:
+    """The whole configuration: one object for node, CLI, training and evaluation."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A config dataclass as plain nested dicts/lists (YAML/JSON serialisable)."""
+    return dataclasses.asdict(obj)
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T:
+    """Build dataclass `cls` from `data` over its defaults; unknown keys raise ConfigError."""
+    data = dict(data or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = path or cls.__name__
+        raise ConfigError(f"unknown key(s) {unknown} in '{where}'; known: {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        f = fields[name]
+        key = f"{path}.{name}" if path else name
+        default = _default_of(f)
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"'{key}' must be a mapping, got {type(value).__name__}")
+            kwargs[name] = from_dict(type(default), value, key)
+        else:
+            kwargs[name] = _coerce(value, default, key)
+    return cls(**kwargs)
+
+
+def merge(base: Any, override: Mapping[str, Any] | None) -> Any:
+    """A copy of dataclass `base` with the (nested) keys of `override` replaced."""
+    merged = _deep_merge(to_dict(base), dict(override or {}))
+    return from_dict(type(base), merged)
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Defaults, then the YAML file at `path` (if any), then `overrides` (nested dict)."""
+    cfg = Config()
+    if path:
+        cfg = merge(cfg, read_yaml(path))
+    if overrides:
+        cfg = merge(cfg, overrides)
+    return cfg
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: top level must be a mapping")
+    return data
+
+
+def parse_dotted(items: list[str]) -> dict[str, Any]:
+    """`["tracker.lr=0.3", "runtime.device=cpu"]` -> nested dict (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not KEY=VALUE")
+        key, raw = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def _coerce(value: Any, default: Any, key: str) -> Any:
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{key}' must be true/false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{key}' must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"'{key}' must be a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"'{key}' must be finite, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"'{key}' must be a string, got {value!r}")
+        return value
+    if isinstance(default, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"'{key}' must be a list, got {value!r}")
+        return list(value)
+    return value
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], dict(value))
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,1 @@
+"""CycleSiam self-supervised cycle training and evaluation (no ROS graph needed)."""
