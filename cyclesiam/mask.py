@@ -1,0 +1,128 @@
+"""Mask back-projection (SiamMask): a 63x63 probability mask at one response position -> image.
+
+The mask predicted at response position (i, j) covers the template-sized window
+(127x127 at network scale) centred on that position in the search crop. In the image,
+that window is centred on `crop_center + offset * scale` with side `template_size * scale`
+(`scale` = image pixels per crop pixel), so the mask maps to the image with one affine
+warp. Only the window's intersection with the image is warped.
+
+Continuous pixel coordinates as in `cyclesiam.crop`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class MaskResult:
+    mask: np.ndarray  # uint8 HxW, 0 / 255 (largest component only)
+    polygon: np.ndarray  # [4, 2] float, min-area rotated box (or the fallback box)
+    empty: bool  # True when nothing was above the threshold (polygon = fallback)
+
+
+def box_polygon(bbox_xywh: Sequence[float]) -> np.ndarray:
+    """The 4 corners [4, 2] of an axis-aligned box (x, y, w, h), clockwise from top-left."""
+    x, y, w, h = (float(v) for v in bbox_xywh)
+    return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=np.float64)
+
+
+def window_in_image(
+    crop_center: Sequence[float], offset: Sequence[float], scale: float, window_size: float
+) -> tuple[float, float, float]:
+    """(cx, cy, side) in the image of the window centred at `offset` (crop pixels from the crop centre)."""
+    cx = float(crop_center[0]) + float(offset[0]) * scale
+    cy = float(crop_center[1]) + float(offset[1]) * scale
+    return cx, cy, float(window_size) * scale
+
+
+def project_mask(
+    prob: np.ndarray, window: tuple[float, float, float], image_shape: Sequence[int]
+) -> np.ndarray:
+    """Warp a square probability mask covering `window` (cx, cy, side) onto an image -> float32 HxW.
+
+    Bilinear; outside the window is 0. Only the part of the image the window covers is computed.
+    """
+    height, width = int(image_shape[0]), int(image_shape[1])
+    out = np.zeros((height, width), dtype=np.float32)
+    cx, cy, side = window
+    x0, y0 = cx - side / 2, cy - side / 2
+    # pixel-index bounds of the window clipped to the image
+    c0, r0 = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
+    c1, r1 = min(int(np.ceil(x0 + side)), width), min(int(np.ceil(y0 + side)), height)
+    if c1 <= c0 or r1 <= r0:
+        return out
+    m = prob.shape[0]
+    a = side / m
+    # mask index u -> image index: a*u + (x0 + a/2 - 1/2); shifted into the ROI
+    matrix = np.array(
+        [[a, 0.0, x0 + 0.5 * a - 0.5 - c0], [0.0, a, y0 + 0.5 * a - 0.5 - r0]], dtype=np.float64
+    )
+    roi = cv2.warpAffine(
+        np.ascontiguousarray(prob, dtype=np.float32),
+        matrix,
+        (c1 - c0, r1 - r0),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.0,
+    )
+    out[r0:r1, c0:c1] = roi
+    return out
+
+
+def largest_component(binary: np.ndarray) -> np.ndarray:
+    """Keep only the largest 8-connected component of a uint8 0/255 (or 0/1) mask -> 0/255."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((binary > 0).astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros(binary.shape, dtype=np.uint8)
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return np.where(labels == best, 255, 0).astype(np.uint8)
+
+
+def rotated_box(mask: np.ndarray) -> np.ndarray | None:
+    """Min-area rotated rectangle [4, 2] (continuous coordinates) of the nonzero pixels, or None."""
+    points = cv2.findNonZero((mask > 0).astype(np.uint8))
+    if points is None:
+        return None
+    # pixel (c, r) covers [c, c+1] x [r, r+1]: use its 4 corners so a 1-pixel mask has area 1
+    pts = points.reshape(-1, 2).astype(np.float32)
+    corners = np.concatenate([pts, pts + (1, 0), pts + (0, 1), pts + (1, 1)]).astype(np.float32)
+    rect = cv2.minAreaRect(corners)
+    return cv2.boxPoints(rect).astype(np.float64)
+
+
+def mask_to_polygon(
+    prob_image: np.ndarray, threshold: float, fallback_bbox: Sequence[float]
+) -> MaskResult:
+    """Threshold a probability image, keep the largest component, fit a rotated box."""
+    binary = np.where(prob_image > threshold, 255, 0).astype(np.uint8)
+    mask = largest_component(binary)
+    poly = rotated_box(mask)
+    if poly is None:
+        return MaskResult(mask=mask, polygon=box_polygon(fallback_bbox), empty=True)
+    return MaskResult(mask=mask, polygon=poly, empty=False)
+
+
+def backproject_mask(
+    prob: np.ndarray,
+    crop_center: Sequence[float],
+    offset: Sequence[float],
+    scale: float,
+    window_size: float,
+    image_shape: Sequence[int],
+    threshold: float,
+    fallback_bbox: Sequence[float],
+) -> MaskResult:
+    """Full pipeline: 63x63 probabilities at a response offset -> image mask + rotated polygon.
+
+    `crop_center`: centre of the search crop in the image; `offset`: the response position's
+    centre in crop pixels relative to the crop centre (the anchor centre); `scale`: image
+    pixels per crop pixel; `window_size`: side the mask covers at crop scale (template size).
+    """
+    window = window_in_image(crop_center, offset, scale, window_size)
+    prob_image = project_mask(prob, window, image_shape)
+    return mask_to_polygon(prob_image, threshold, fallback_bbox)
