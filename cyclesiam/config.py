@@ -154,13 +154,58 @@ class TrainConfig:
 
 
 @dataclass
-class EvalConfig:
-    """Evaluation protocols."""
+class SyntheticConfig:
+    """Composited evaluation sequences with exact ground truth (cyclesiam-gen-sequences).
 
-    success_thresholds: int = 21
-    precision_threshold: float = 20.0
+    Real object cut-outs (mbt_cube / mire2 textures with real-shaped masks) over real
+    background video (cityCC0 / tree / mire2); every value here is a per-sequence range
+    or switch, sampled deterministically from the seed.
+    """
+
+    seed: int = 0
+    num_sequences: int = 4
+    frames: int = 100
+    width: int = 384
+    height: int = 288
+    fps: float = 30.0
+    object_size: list[float] = field(default_factory=lambda: [0.18, 0.3])  # initial object side / image height
+    scale_range: list[float] = field(default_factory=lambda: [0.7, 1.4])  # object scale over the sequence
+    max_rotation_deg: float = 30.0  # peak in-plane rotation
+    max_speed: float = 6.0  # peak translation speed, pixels per frame
+    occlusion: bool = True  # a second real cut-out passes over the object
+    occlusion_fraction: float = 0.5  # how far the occluder reaches into the object box (0..1)
+    illumination: bool = True  # gain/offset change of the whole frame over time
+    motion_blur: bool = True  # linear blur along the motion when moving fast
+    keyframe_every: int = 1  # bag YAML: annotate every N-th frame (sparse keyframes)
+    topic: str = "/cam/image_raw"
+    jpeg_quality: int = 95
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation protocols (cyclesiam_train.eval). Formulas: cyclesiam_train/eval/metrics.py."""
+
+    success_thresholds: int = 21  # IoU thresholds 0..1 for the OTB success curve
+    # OTB toolkit compares IoU > t (a perfect tracker then scores 20/21 = 0.952 AUC). False:
+    # success at t when IoU >= t and IoU > 0 (perfect tracker = 1, zero overlap never succeeds).
+    success_strict: bool = False
+    precision_threshold: float = 20.0  # pixels, reported precision
+    precision_max: float = 50.0  # precision curve over 0..precision_max pixels (1 px steps)
+    norm_precision_threshold: float = 0.2  # reported normalised precision (LaSOT/TrackingNet)
+    norm_precision_max: float = 0.5  # normalised precision curve over 0..0.5 (51 points)
     vot_skip: int = 5  # re-init this many frames after a failure
-    vot_burn_in: int = 10
+    vot_burn_in: int = 10  # frames after each (re-)initialisation excluded from accuracy
+    vot_failure_iou: float = 0.0  # a failure is IoU <= this on an annotated frame
+    eao_low: int = 0  # EAO length range in annotated frames; 0/0 = automatic (see metrics.eao_range)
+    eao_high: int = 0
+    davis_bound_th: float = 0.008  # F boundary tolerance: fraction of the image diagonal (>= 1: pixels)
+    davis_resolution: str = "480p"  # DAVIS sub-folder of JPEGImages/ and Annotations/
+    protocols: list[str] = field(default_factory=lambda: ["ope", "vot"])  # ope (OTB one-pass) and/or vot (re-init)
+    mask_from_box: bool = True  # box-only trackers: their filled box is the mask for J/F
+    sequences: list[str] = field(default_factory=list)  # evaluate only these names; empty = all
+    max_frames: int = 0  # truncate every sequence to this many frames; 0 = whole sequence
+    bag_stamp_tolerance_ns: int = 1_000_000  # keyframe stamp to image header stamp matching
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
 @dataclass
