@@ -40,29 +40,27 @@ def window_in_image(
     return cx, cy, float(window_size) * scale
 
 
-def project_mask(
-    prob: np.ndarray, window: tuple[float, float, float], image_shape: Sequence[int]
-) -> np.ndarray:
-    """Warp a square probability mask covering `window` (cx, cy, side) onto an image -> float32 HxW.
-
-    Bilinear; outside the window is 0. Only the part of the image the window covers is computed.
-    """
+def _window_roi(window: tuple[float, float, float], image_shape: Sequence[int]) -> tuple[int, int, int, int]:
+    """Pixel-index bounds (r0, r1, c0, c1) of the window clipped to the image (may be empty)."""
     height, width = int(image_shape[0]), int(image_shape[1])
-    out = np.zeros((height, width), dtype=np.float32)
     cx, cy, side = window
     x0, y0 = cx - side / 2, cy - side / 2
-    # pixel-index bounds of the window clipped to the image
     c0, r0 = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
     c1, r1 = min(int(np.ceil(x0 + side)), width), min(int(np.ceil(y0 + side)), height)
-    if c1 <= c0 or r1 <= r0:
-        return out
-    m = prob.shape[0]
-    a = side / m
-    # mask index u -> image index: a*u + (x0 + a/2 - 1/2); shifted into the ROI
+    return r0, max(r1, r0), c0, max(c1, c0)
+
+
+def _warp_roi(prob: np.ndarray, window: tuple[float, float, float], roi: tuple[int, int, int, int]) -> np.ndarray:
+    """The probability mask warped onto the ROI of the image (float32, bilinear, 0 outside)."""
+    r0, r1, c0, c1 = roi
+    cx, cy, side = window
+    x0, y0 = cx - side / 2, cy - side / 2
+    a = side / prob.shape[0]
+    # mask index u -> image index a*u + (x0 + a/2 - 1/2); shifted into the ROI
     matrix = np.array(
         [[a, 0.0, x0 + 0.5 * a - 0.5 - c0], [0.0, a, y0 + 0.5 * a - 0.5 - r0]], dtype=np.float64
     )
-    roi = cv2.warpAffine(
+    return cv2.warpAffine(
         np.ascontiguousarray(prob, dtype=np.float32),
         matrix,
         (c1 - c0, r1 - r0),
@@ -70,41 +68,58 @@ def project_mask(
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0.0,
     )
-    out[r0:r1, c0:c1] = roi
+
+
+def project_mask(
+    prob: np.ndarray, window: tuple[float, float, float], image_shape: Sequence[int]
+) -> np.ndarray:
+    """Warp a square probability mask covering `window` (cx, cy, side) onto an image -> float32 HxW.
+
+    Bilinear; outside the window is 0. Only the part of the image the window covers is computed.
+    """
+    out = np.zeros((int(image_shape[0]), int(image_shape[1])), dtype=np.float32)
+    roi = _window_roi(window, image_shape)
+    r0, r1, c0, c1 = roi
+    if r1 > r0 and c1 > c0:
+        out[r0:r1, c0:c1] = _warp_roi(prob, window, roi)
     return out
 
 
 def largest_component(binary: np.ndarray) -> np.ndarray:
-    """Keep only the largest 8-connected component of a uint8 0/255 (or 0/1) mask -> 0/255."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats((binary > 0).astype(np.uint8), connectivity=8)
+    """Keep only the largest 8-connected component of a mask (nonzero = set) -> uint8 0/255."""
+    binary = (np.asarray(binary) > 0).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     if count <= 1:
         return np.zeros(binary.shape, dtype=np.uint8)
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return np.where(labels == best, 255, 0).astype(np.uint8)
+    return cv2.compare(labels, best, cv2.CMP_EQ)  # 255 where equal
 
 
 def rotated_box(mask: np.ndarray) -> np.ndarray | None:
-    """Min-area rotated rectangle [4, 2] (continuous coordinates) of the nonzero pixels, or None."""
-    points = cv2.findNonZero((mask > 0).astype(np.uint8))
-    if points is None:
+    """Min-area rotated rectangle [4, 2] (continuous coordinates) enclosing the nonzero pixels, or None."""
+    binary = (np.asarray(mask) > 0).astype(np.uint8)
+    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
         return None
-    # pixel (c, r) covers [c, c+1] x [r, r+1]: use its 4 corners so a 1-pixel mask has area 1
-    pts = points.reshape(-1, 2).astype(np.float32)
+    pts = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float32)
+    # pixel (c, r) covers [c, c+1] x [r, r+1]: enclose its 4 corners (a 1-pixel mask has area 1)
     corners = np.concatenate([pts, pts + (1, 0), pts + (0, 1), pts + (1, 1)]).astype(np.float32)
-    rect = cv2.minAreaRect(corners)
-    return cv2.boxPoints(rect).astype(np.float64)
+    return cv2.boxPoints(cv2.minAreaRect(corners)).astype(np.float64)
 
 
 def mask_to_polygon(
-    prob_image: np.ndarray, threshold: float, fallback_bbox: Sequence[float]
+    prob_image: np.ndarray, threshold: float, fallback_bbox: Sequence[float], offset: Sequence[int] = (0, 0)
 ) -> MaskResult:
-    """Threshold a probability image, keep the largest component, fit a rotated box."""
-    binary = np.where(prob_image > threshold, 255, 0).astype(np.uint8)
+    """Threshold a probability image, keep the largest component, fit a rotated box.
+
+    `offset` (row, col) is added to the polygon (when `prob_image` is a region of a larger image).
+    """
+    _, binary = cv2.threshold(np.ascontiguousarray(prob_image, dtype=np.float32), threshold, 255, cv2.THRESH_BINARY)
     mask = largest_component(binary)
     poly = rotated_box(mask)
     if poly is None:
         return MaskResult(mask=mask, polygon=box_polygon(fallback_bbox), empty=True)
-    return MaskResult(mask=mask, polygon=poly, empty=False)
+    return MaskResult(mask=mask, polygon=poly + (offset[1], offset[0]), empty=False)
 
 
 def backproject_mask(
@@ -124,5 +139,11 @@ def backproject_mask(
     pixels per crop pixel; `window_size`: side the mask covers at crop scale (template size).
     """
     window = window_in_image(crop_center, offset, scale, window_size)
-    prob_image = project_mask(prob, window, image_shape)
-    return mask_to_polygon(prob_image, threshold, fallback_bbox)
+    full = np.zeros((int(image_shape[0]), int(image_shape[1])), dtype=np.uint8)
+    roi = _window_roi(window, image_shape)
+    r0, r1, c0, c1 = roi
+    if r1 <= r0 or c1 <= c0:
+        return MaskResult(mask=full, polygon=box_polygon(fallback_bbox), empty=True)
+    res = mask_to_polygon(_warp_roi(prob, window, roi), threshold, fallback_bbox, offset=(r0, c0))
+    full[r0:r1, c0:c1] = res.mask
+    return MaskResult(mask=full, polygon=res.polygon, empty=res.empty)

@@ -1,0 +1,588 @@
+"""SiamTracker: multi-target Siamese box + mask tracking (SiamRPN / SiamMask inference logic).
+
+The tracker owns everything per target (template features, centre, size, score, LOST
+state); the model is state-free. Every frame, all targets that search the same crop size
+go through ONE batched forward (tracking targets at `model_cfg.search_size`, lost targets
+at `tracker_cfg.lost_search_size`). The network is called only through a `NetworkBackend`
+(`template`, `track`, `mask`) so an ONNX Runtime backend can replace the torch one.
+
+Post-processing (pysot SiamRPN/SiamMask), vectorised over targets and anchors:
+  score   = softmax(cls)[fg]
+  box     = anchor decode of loc (crop pixels, relative to the crop centre)
+  penalty = exp(-(r_c * s_c - 1) * penalty_k)   (ratio and scale change vs the current box)
+  pscore  = penalty * score * (1 - wi) + hanning * wi
+  best    = argmax(pscore); lr = penalty * score * tracker_cfg.lr
+  centre += box[best].xy / scale;  size = size * (1 - lr) + box[best].wh / scale * lr
+  then clip the centre to the image and the size to [min_size, image side].
+
+Coordinates: continuous pixels (see `cyclesiam.crop`); boxes are (x, y, w, h) top-left.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from cyclesiam.anchors import generate_anchors
+from cyclesiam.bbox import decode
+from cyclesiam.config import ModelConfig, TrackerConfig, response_size
+from cyclesiam.crop import CropBatch, image_mean, template_crop_sizes, to_bgr
+from cyclesiam.mask import backproject_mask, box_polygon, largest_component, rotated_box
+
+if TYPE_CHECKING:
+    from cyclesiam.config import Config
+
+TRACKING = "tracking"
+LOST = "lost"
+TEMPLATE_UPDATES = ("none", "last", "blend")
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class TrackResult:
+    """One target in one frame. bbox = (x, y, w, h) top-left, pixels; polygon = 4 corners."""
+
+    id: str
+    bbox: tuple[float, float, float, float]
+    score: float
+    state: str  # "tracking" | "lost"
+    polygon: list[list[float]]
+    mask: np.ndarray | None = None  # uint8 HxW, 0/255; None when not computed
+
+
+# --------------------------------------------------------------------------- network backend
+
+
+class NetworkBackend(Protocol):
+    """The only place the network is called. Inputs are BGR float32 crops 0..255, NCHW (CPU)."""
+
+    has_mask: bool
+
+    def template(self, z: torch.Tensor) -> torch.Tensor:
+        """[B, 3, T, T] -> template features [B, C, t, t] (kept per target by the tracker)."""
+
+    def track(self, zf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """zf [B, C, t, t], x [B, 3, S, S] -> (cls [B, 2k, R, R], loc [B, 4k, R, R], feat [B, F, R, R])."""
+
+    def mask(self, feat: torch.Tensor) -> torch.Tensor:
+        """feat [N, F] (gathered at the chosen positions) -> mask logits [N, M*M]."""
+
+
+class TorchBackend:
+    """`NetworkBackend` over a `SiameseNet` in eval mode, on any torch device."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: torch.device | str = "cpu",
+        half: bool = False,
+        channels_last: bool = False,
+        has_mask: bool | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.dtype = torch.float16 if (half and self.device.type == "cuda") else torch.float32
+        self.channels_last = channels_last
+        model = model.to(self.device).eval()
+        if self.dtype == torch.float16:
+            model = model.half()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        if has_mask is None:
+            has_mask = getattr(model, "mask_head", None) is not None
+        self.has_mask = has_mask
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, dtype=self.dtype, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    @torch.inference_mode()
+    def template(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.template(self._input(z))
+
+    @torch.inference_mode()
+    def track(self, zf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cls, loc, feat = self.model.track(zf, self._input(x))
+        return cls.float(), loc.float(), feat
+
+    @torch.inference_mode()
+    def mask(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.model.mask(feat).float()
+
+
+# --------------------------------------------------------------------------- pure post-processing
+
+
+def hanning_window(score_size: int, num_anchors: int) -> np.ndarray:
+    """Cosine window over the response map, tiled over anchors -> [k * R * R] (index a*R*R + i*R + j)."""
+    h = np.hanning(score_size)
+    return np.tile(np.outer(h, h).reshape(-1), num_anchors)
+
+
+def decode_response(
+    cls: torch.Tensor, loc: torch.Tensor, anchors: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cls [B, 2k, R, R], loc [B, 4k, R, R], anchors [k*R*R, 4] -> (fg scores [B, N], boxes [B, N, 4] cxcywh)."""
+    b = cls.shape[0]
+    scores = torch.softmax(cls.reshape(b, 2, -1), dim=1)[:, 1]
+    deltas = loc.reshape(b, 4, -1).transpose(1, 2)
+    boxes = decode(deltas, anchors.to(deltas.dtype))
+    return scores, boxes
+
+
+def _change(r: np.ndarray) -> np.ndarray:
+    return np.maximum(r, 1.0 / r)
+
+
+def _context_size(w: np.ndarray, h: np.ndarray, context: float) -> np.ndarray:
+    p = (w + h) * context
+    return np.sqrt((w + p) * (h + p))
+
+
+@dataclass
+class PostResult:
+    """Vectorised post-processing output for B targets."""
+
+    best: np.ndarray  # [B] int, flattened anchor index of the chosen box
+    score: np.ndarray  # [B] raw fg score at `best`
+    center: np.ndarray  # [B, 2] new centre (image pixels)
+    size: np.ndarray  # [B, 2] new (w, h) (image pixels)
+    penalty: np.ndarray  # [B] penalty at `best`
+    pscore: np.ndarray  # [B, N] penalised, windowed score (what argmax ran on)
+
+
+def postprocess(
+    scores: np.ndarray,
+    boxes: np.ndarray,
+    centers: np.ndarray,
+    sizes: np.ndarray,
+    scale_z: np.ndarray,
+    window: np.ndarray,
+    window_influence: np.ndarray | float,
+    cfg: TrackerConfig,
+    image_shape: Sequence[int],
+) -> PostResult:
+    """SiamRPN post-processing for B targets at once.
+
+    scores [B, N]; boxes [B, N, 4] (cx, cy, w, h) in crop pixels relative to the crop centre;
+    centers/sizes [B, 2] current state in image pixels; scale_z [B] crop pixels per image pixel;
+    window [N]; window_influence scalar or [B].
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    boxes = np.asarray(boxes, dtype=np.float64)
+    centers = np.asarray(centers, dtype=np.float64).reshape(-1, 2)
+    sizes = np.asarray(sizes, dtype=np.float64).reshape(-1, 2)
+    scale_z = np.asarray(scale_z, dtype=np.float64).reshape(-1)
+    wi = np.broadcast_to(np.asarray(window_influence, dtype=np.float64), scale_z.shape)[:, None]
+    rows = np.arange(scores.shape[0])
+
+    pw, ph = boxes[..., 2], boxes[..., 3]  # [B, N]
+    tw, th = (sizes * scale_z[:, None]).T  # current size at crop scale, [B] each
+    s_c = _change(_context_size(pw, ph, cfg.context_amount) / _context_size(tw, th, cfg.context_amount)[:, None])
+    r_c = _change((tw / th)[:, None] / (pw / ph))
+    penalty = np.exp(-(r_c * s_c - 1.0) * cfg.penalty_k)
+    pscore = penalty * scores * (1.0 - wi) + window[None, :] * wi
+    best = np.argmax(pscore, axis=1)
+
+    box = boxes[rows, best] / scale_z[:, None]  # image pixels
+    best_score = scores[rows, best]
+    best_penalty = penalty[rows, best]
+    lr = (best_penalty * best_score * cfg.lr)[:, None]
+    center = centers + box[:, :2]
+    size = sizes * (1.0 - lr) + box[:, 2:] * lr
+
+    height, width = float(image_shape[0]), float(image_shape[1])
+    center[:, 0] = np.clip(center[:, 0], 0.0, width)
+    center[:, 1] = np.clip(center[:, 1], 0.0, height)
+    size[:, 0] = np.clip(size[:, 0], min(cfg.min_size, width), width)
+    size[:, 1] = np.clip(size[:, 1], min(cfg.min_size, height), height)
+    return PostResult(best=best, score=best_score, center=center, size=size, penalty=best_penalty, pscore=pscore)
+
+
+def next_state(state: str, low_count: int, score: float, cfg: TrackerConfig) -> tuple[str, int]:
+    """LOST hysteresis: lost after `lost_frames` consecutive scores < lost_threshold; back when >= recover_threshold."""
+    if state == TRACKING:
+        if score < cfg.lost_threshold:
+            low_count += 1
+            if low_count >= cfg.lost_frames:
+                return LOST, low_count
+            return TRACKING, low_count
+        return TRACKING, 0
+    if score >= cfg.recover_threshold:
+        return TRACKING, 0
+    return LOST, low_count
+
+
+def validate_box(bbox: Sequence[float], image_shape: Sequence[int]) -> tuple[float, float, float, float]:
+    """A finite, positive box (x, y, w, h) clipped to the image; ValueError otherwise."""
+    try:
+        values = [float(v) for v in bbox]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"box must be 4 numbers (x, y, w, h), got {bbox!r}") from exc
+    if len(values) != 4:
+        raise ValueError(f"box must be 4 numbers (x, y, w, h), got {len(values)}: {bbox!r}")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"box has NaN or infinite values: {values}")
+    x, y, w, h = values
+    if w <= 0 or h <= 0:
+        raise ValueError(f"box must have positive width and height, got w={w}, h={h}")
+    height, width = int(image_shape[0]), int(image_shape[1])
+    x1, y1 = max(x, 0.0), max(y, 0.0)
+    x2, y2 = min(x + w, float(width)), min(y + h, float(height))
+    if x2 - x1 <= 0 or y2 - y1 <= 0:
+        raise ValueError(f"box {values} is entirely outside the {width}x{height} image")
+    return x1, y1, x2 - x1, y2 - y1
+
+
+# --------------------------------------------------------------------------- tracker
+
+
+@dataclass
+class _Target:
+    id: str
+    center: np.ndarray  # (cx, cy) image pixels
+    size: np.ndarray  # (w, h) image pixels
+    zf: torch.Tensor  # [C, t, t] own template features
+    zf_initial: torch.Tensor  # first template (kept for blending)
+    score: float = 1.0
+    state: str = TRACKING
+    low_count: int = 0
+    frames: int = 0
+    polygon: np.ndarray | None = None
+    mask: np.ndarray | None = None
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        cx, cy = self.center
+        w, h = self.size
+        return (float(cx - w / 2), float(cy - h / 2), float(w), float(h))
+
+    def result(self) -> TrackResult:
+        poly = self.polygon if self.polygon is not None else box_polygon(self.bbox)
+        return TrackResult(
+            id=self.id,
+            bbox=self.bbox,
+            score=float(self.score),
+            state=self.state,
+            polygon=[[float(px), float(py)] for px, py in poly],
+            mask=self.mask,
+        )
+
+
+@dataclass
+class _Response:
+    """Cached per response size: anchors (device tensor + numpy) and the cosine window."""
+
+    anchors: torch.Tensor
+    anchors_np: np.ndarray
+    window: np.ndarray
+
+
+class SiamTracker:
+    """Multi-target Siamese tracker (box + optional mask), one batched forward per frame."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module | NetworkBackend,
+        tracker_cfg: TrackerConfig,
+        model_cfg: ModelConfig,
+        device: torch.device | str = "cpu",
+        *,
+        half: bool = False,
+        channels_last: bool = False,
+    ) -> None:
+        if tracker_cfg.template_update not in TEMPLATE_UPDATES:
+            raise ValueError(
+                f"tracker.template_update must be one of {TEMPLATE_UPDATES}, got '{tracker_cfg.template_update}'"
+            )
+        self.cfg = tracker_cfg
+        self.model_cfg = model_cfg
+        self.device = torch.device(device)
+        if isinstance(model, torch.nn.Module):
+            has_mask = bool(model_cfg.mask) and getattr(model, "mask_head", None) is not None
+            self.backend: NetworkBackend = TorchBackend(model, self.device, half, channels_last, has_mask)
+        else:
+            self.backend = model
+        pin = self.device.type == "cuda"
+        self._crops: dict[int, CropBatch] = {}
+        self._pin = pin
+        self._responses: dict[int, _Response] = {}
+        self._targets: dict[str, _Target] = {}
+        self._ids = itertools.count(1)
+        self.timing: dict[str, float] = {}  # ms of the last track() call, per stage and "total"
+
+    # ----------------------------------------------------------------- targets
+
+    @property
+    def target_ids(self) -> list[str]:
+        return list(self._targets)
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def add_target(
+        self,
+        image: np.ndarray,
+        bbox: Sequence[float],
+        target_id: str | None = None,
+        mask: np.ndarray | None = None,
+    ) -> str:
+        """Start (or replace, when `target_id` exists) a target from box (x, y, w, h) in `image`.
+
+        The box is validated (finite, positive, at least partly inside; clipped to the image).
+        An optional initial mask (HxW, nonzero = target) gives the first polygon and mask.
+        """
+        bgr = to_bgr(image)
+        x, y, w, h = validate_box(bbox, bgr.shape)
+        center = np.array([x + w / 2, y + h / 2], dtype=np.float64)
+        size = np.array([w, h], dtype=np.float64)
+        init_mask, polygon = self._initial_mask(mask, bgr.shape)
+        zf = self._templates(bgr, center[None], size[None])[0]
+        tid = str(target_id) if target_id not in (None, "") else self._next_id()
+        self._targets[tid] = _Target(
+            id=tid, center=center, size=size, zf=zf, zf_initial=zf, polygon=polygon, mask=init_mask
+        )
+        return tid
+
+    def remove_target(self, target_id: str) -> bool:
+        """Forget one target; False when it did not exist."""
+        return self._targets.pop(str(target_id), None) is not None
+
+    def clear(self) -> None:
+        self._targets.clear()
+
+    def result(self, target_id: str) -> TrackResult:
+        """The current state of one target (after `add_target`: the given box)."""
+        try:
+            return self._targets[str(target_id)].result()
+        except KeyError:
+            raise KeyError(f"no target '{target_id}'; targets: {self.target_ids}") from None
+
+    def _next_id(self) -> str:
+        while True:
+            tid = str(next(self._ids))
+            if tid not in self._targets:
+                return tid
+
+    @staticmethod
+    def _initial_mask(mask: np.ndarray | None, shape: Sequence[int]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if mask is None:
+            return None, None
+        mask = np.asarray(mask)
+        if mask.shape[:2] != tuple(shape[:2]) or (mask.ndim == 3 and mask.shape[2] != 1) or mask.ndim > 3:
+            raise ValueError(f"initial mask shape {mask.shape} does not match the image {tuple(shape[:2])}")
+        binary = largest_component(mask.reshape(shape[:2]) > 0)
+        poly = rotated_box(binary)
+        if poly is None:
+            return None, None
+        return binary, poly
+
+    # ----------------------------------------------------------------- per frame
+
+    def track(self, image: np.ndarray) -> list[TrackResult]:
+        """Track every target in `image` (BGR/grey uint8); results in insertion order."""
+        t_start = time.perf_counter()
+        timing = {"crop": 0.0, "network": 0.0, "post": 0.0, "mask": 0.0, "template": 0.0}
+        bgr = to_bgr(image)
+        targets = list(self._targets.values())
+        if targets:
+            pad = image_mean(bgr)
+            groups: dict[int, list[_Target]] = {}
+            for t in targets:
+                size = self.cfg.lost_search_size if t.state == LOST else self.model_cfg.search_size
+                groups.setdefault(size, []).append(t)
+            updated: list[_Target] = []
+            for search_size, members in groups.items():
+                updated += self._track_group(bgr, pad, search_size, members, timing)
+            t0 = time.perf_counter()
+            self._update_templates(bgr, updated)
+            timing["template"] = _ms(t0)
+        timing["total"] = _ms(t_start)
+        self.timing = timing
+        return [t.result() for t in targets]
+
+    def _track_group(
+        self, bgr: np.ndarray, pad: tuple[float, ...], search_size: int, members: list[_Target], timing: dict
+    ) -> list[_Target]:
+        """One batched forward + post-processing for targets sharing a search size; returns those updated."""
+        cfg, tsize = self.cfg, self.model_cfg.template_size
+        centers = np.stack([t.center for t in members])
+        sizes = np.stack([t.size for t in members])
+        s_z = template_crop_sizes(sizes, cfg.context_amount)
+        scale_z = tsize / s_z  # crop pixels per image pixel
+        s_x = s_z * search_size / tsize
+
+        t0 = time.perf_counter()
+        x = self._crop(search_size)(bgr, centers, s_x, search_size, pad)
+        timing["crop"] += _ms(t0)
+
+        t0 = time.perf_counter()
+        zf = torch.stack([t.zf for t in members])
+        cls, loc, feat = self.backend.track(zf, x)
+        resp = self._response(cls.shape[-1])
+        scores_t, boxes_t = decode_response(cls, loc, resp.anchors)
+        scores, boxes = scores_t.cpu().numpy(), boxes_t.cpu().numpy()
+        timing["network"] += _ms(t0)
+
+        t0 = time.perf_counter()
+        wi = np.array([cfg.lost_window_influence if t.state == LOST else cfg.window_influence for t in members])
+        post = postprocess(scores, boxes, centers, sizes, scale_z, resp.window, wi, cfg, bgr.shape)
+        updated, masked = [], []
+        for b, t in enumerate(members):
+            t.state, t.low_count = next_state(t.state, t.low_count, float(post.score[b]), cfg)
+            t.score = float(post.score[b])
+            t.frames += 1
+            t.polygon, t.mask = None, None
+            if t.state == LOST:
+                continue  # hold the box; search the bigger crop next frame
+            t.center, t.size = post.center[b].copy(), post.size[b].copy()
+            updated.append(t)
+            masked.append(b)
+        timing["post"] += _ms(t0)
+
+        if masked and cfg.mask_enabled and self.backend.has_mask:
+            t0 = time.perf_counter()
+            self._masks(bgr, members, masked, feat, post, resp, centers, scale_z)
+            timing["mask"] += _ms(t0)
+        return updated
+
+    def _masks(
+        self,
+        bgr: np.ndarray,
+        members: list[_Target],
+        rows: list[int],
+        feat: torch.Tensor,
+        post: PostResult,
+        resp: _Response,
+        centers: np.ndarray,
+        scale_z: np.ndarray,
+    ) -> None:
+        """Mask head at the chosen position of each listed target, back-projected to the image."""
+        r2 = feat.shape[-1] * feat.shape[-2]
+        rows_t = torch.as_tensor(rows, device=feat.device)
+        pos = torch.as_tensor(post.best[rows] % r2, device=feat.device)
+        vectors = feat.flatten(2)[rows_t, :, pos]  # [n, F]
+        probs = torch.sigmoid(self.backend.mask(vectors).float()).cpu().numpy()
+        m = int(round(math.sqrt(probs.shape[1])))
+        for n, b in enumerate(rows):
+            t = members[b]
+            res = backproject_mask(
+                probs[n].reshape(m, m),
+                crop_center=centers[b],
+                offset=resp.anchors_np[post.best[b], :2],
+                scale=1.0 / scale_z[b],
+                window_size=self.model_cfg.template_size,
+                image_shape=bgr.shape,
+                threshold=self.cfg.mask_threshold,
+                fallback_bbox=t.bbox,
+            )
+            t.mask, t.polygon = res.mask, res.polygon
+
+    def _update_templates(self, bgr: np.ndarray, updated: list[_Target]) -> None:
+        mode = self.cfg.template_update
+        if mode == "none" or not updated:
+            return
+        if mode == "blend":
+            updated = [t for t in updated if t.score >= self.cfg.template_update_min_score]
+            if not updated:
+                return
+        zf = self._templates(bgr, np.stack([t.center for t in updated]), np.stack([t.size for t in updated]))
+        rate = self.cfg.template_update_rate
+        for t, new in zip(updated, zf):
+            t.zf = new if mode == "last" else (1.0 - rate) * t.zf + rate * new
+
+    def _templates(self, bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray) -> torch.Tensor:
+        tsize = self.model_cfg.template_size
+        s_z = template_crop_sizes(sizes, self.cfg.context_amount)
+        z = self._crop(tsize)(bgr, centers, s_z, tsize, image_mean(bgr))
+        return self.backend.template(z).clone()
+
+    def _crop(self, out_size: int) -> CropBatch:
+        crop = self._crops.get(out_size)
+        if crop is None:
+            crop = self._crops[out_size] = CropBatch(pin_memory=self._pin)
+        return crop
+
+    def _response(self, score_size: int) -> _Response:
+        resp = self._responses.get(score_size)
+        if resp is None:
+            anchors = generate_anchors(self.model_cfg.anchor, score_size)
+            k = self.model_cfg.anchor.num_anchors
+            resp = _Response(
+                anchors=torch.from_numpy(anchors).to(self.device),
+                anchors_np=anchors.astype(np.float64),
+                window=hanning_window(score_size, k),
+            )
+            self._responses[score_size] = resp
+        return resp
+
+    # ----------------------------------------------------------------- construction
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, cfg: "Config") -> "SiamTracker":
+        """Tracker with the model of a checkpoint (its stored model config wins) on cfg.runtime.device."""
+        return build_tracker(cfg, checkpoint=path)
+
+
+def build_tracker(cfg: "Config", checkpoint: str | Path | None = None) -> SiamTracker:
+    """A tracker from the whole config: checkpoint weights when given, else a random-init model."""
+    from cyclesiam.device import resolve_device, use_half
+
+    device = resolve_device(cfg.runtime.device)
+    model, model_cfg = _load_model(cfg, checkpoint, device)
+    return SiamTracker(
+        model,
+        cfg.tracker,
+        model_cfg,
+        device,
+        half=use_half(device, cfg.runtime.half),
+        channels_last=cfg.runtime.channels_last,
+    )
+
+
+def _load_model(cfg: "Config", checkpoint: str | Path | None, device: torch.device):
+    from cyclesiam.models.builder import build_model
+    from cyclesiam.models.fuse import prepare_for_inference
+
+    if checkpoint:
+        from cyclesiam.checkpoint import load_model
+
+        loaded = load_model(checkpoint, device=device)
+        model, model_cfg = (loaded if isinstance(loaded, tuple) else (loaded, None))[:2]
+        model_cfg = model_cfg if isinstance(model_cfg, ModelConfig) else getattr(model, "cfg", cfg.model)
+    else:
+        model, model_cfg = build_model(cfg.model), cfg.model
+    return prepare_for_inference(model), model_cfg
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+__all__ = [
+    "LOST",
+    "TRACKING",
+    "NetworkBackend",
+    "PostResult",
+    "SiamTracker",
+    "TorchBackend",
+    "TrackResult",
+    "build_tracker",
+    "decode_response",
+    "hanning_window",
+    "next_state",
+    "postprocess",
+    "response_size",
+    "validate_box",
+]
