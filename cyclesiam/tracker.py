@@ -538,32 +538,27 @@ class SiamTracker:
 def build_tracker(cfg: "Config", checkpoint: str | Path | None = None) -> SiamTracker:
     """A tracker from the whole config: checkpoint weights when given, else a random-init model."""
     from cyclesiam.device import resolve_device, use_half
+    from cyclesiam.models.fuse import prepare_for_inference
 
     device = resolve_device(cfg.runtime.device)
-    model, model_cfg = _load_model(cfg, checkpoint, device)
-    return SiamTracker(
-        model,
-        cfg.tracker,
-        model_cfg,
-        device,
-        half=use_half(device, cfg.runtime.half),
-        channels_last=cfg.runtime.channels_last,
-    )
+    half = use_half(device, cfg.runtime.half)
+    model, model_cfg = _load_model(cfg, checkpoint)
+    model = prepare_for_inference(model, device, channels_last=cfg.runtime.channels_last, half=half)
+    return SiamTracker(model, cfg.tracker, model_cfg, device, half=half, channels_last=cfg.runtime.channels_last)
 
 
-def _load_model(cfg: "Config", checkpoint: str | Path | None, device: torch.device):
+def _load_model(cfg: "Config", checkpoint: str | Path | None) -> tuple[torch.nn.Module, ModelConfig]:
     from cyclesiam.models.builder import build_model
-    from cyclesiam.models.fuse import prepare_for_inference
 
     if checkpoint:
         from cyclesiam.checkpoint import load_model
 
-        loaded = load_model(checkpoint, device=device)
+        loaded = load_model(checkpoint)
         model, model_cfg = (loaded if isinstance(loaded, tuple) else (loaded, None))[:2]
         model_cfg = model_cfg if isinstance(model_cfg, ModelConfig) else getattr(model, "cfg", cfg.model)
     else:
         model, model_cfg = build_model(cfg.model), cfg.model
-    return prepare_for_inference(model), model_cfg
+    return model, model_cfg
 
 
 def _ms(t0: float) -> float:
