@@ -1,0 +1,134 @@
+"""Trackers for the evaluation harness: OpenCV CSRT / KCF baselines and our SiamTracker.
+
+All implement the harness protocol (:class:`cyclesiam_train.eval.runner.EvalTracker`):
+``init(frame, box, mask=None)`` and ``update(frame) -> (box, score, mask or None)``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+Box = tuple[float, float, float, float]
+OPENCV_TRACKERS = ("csrt", "kcf")
+
+
+def _opencv_factory(kind: str) -> Callable[[], Any]:
+    """The OpenCV constructor for ``kind`` (main namespace first, then ``cv2.legacy``)."""
+    names = {"csrt": "TrackerCSRT_create", "kcf": "TrackerKCF_create"}
+    if kind not in names:
+        raise ValueError(f"unknown OpenCV tracker '{kind}'; known: {', '.join(OPENCV_TRACKERS)}")
+    for namespace in (cv2, getattr(cv2, "legacy", None)):
+        if namespace is not None and hasattr(namespace, names[kind]):
+            return getattr(namespace, names[kind])
+    raise RuntimeError(f"this OpenCV build has no {names[kind]} (install opencv-contrib-python-headless)")
+
+
+def _int_box(box: Box, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """An integer box inside the image, at least 2x2 (OpenCV trackers reject empty ROIs)."""
+    x, y, w, h = box
+    x0 = int(np.clip(round(x), 0, shape[1] - 2))
+    y0 = int(np.clip(round(y), 0, shape[0] - 2))
+    w0 = int(np.clip(round(w), 2, shape[1] - x0))
+    h0 = int(np.clip(round(h), 2, shape[0] - y0))
+    return x0, y0, w0, h0
+
+
+class OpenCVTracker:
+    """CSRT or KCF. When OpenCV reports a failure the last box is held with score 0."""
+
+    def __init__(self, kind: str = "csrt") -> None:
+        self.name = kind
+        self._factory = _opencv_factory(kind)
+        self._tracker: Any = None
+        self._last: Box | None = None
+
+    def init(self, frame: np.ndarray, box: Box, mask: np.ndarray | None = None) -> None:
+        self._tracker = self._factory()
+        self._tracker.init(frame, _int_box(box, frame.shape))
+        self._last = tuple(float(v) for v in box)  # type: ignore[assignment]
+
+    def update(self, frame: np.ndarray) -> tuple[Box | None, float, np.ndarray | None]:
+        if self._tracker is None:
+            raise RuntimeError("update() before init()")
+        ok, box = self._tracker.update(frame)
+        if ok and all(math.isfinite(v) for v in box) and box[2] > 0 and box[3] > 0:
+            self._last = tuple(float(v) for v in box)  # type: ignore[assignment]
+            return self._last, 1.0, None
+        return self._last, 0.0, None
+
+
+class SiamTrackerAdapter:
+    """Our SiamTracker (one target) loaded from a checkpoint; imported lazily.
+
+    ``config`` is a :class:`cyclesiam.config.Config`; the checkpoint's own model config
+    (stored in its metadata) decides the architecture, the config's tracker/runtime sections
+    decide inference.
+    """
+
+    def __init__(self, checkpoint: str | Path, config: Any, name: str | None = None) -> None:
+        self.name = name or Path(checkpoint).stem
+        self.checkpoint = Path(checkpoint)
+        self.config = config
+        self._tracker: Any = None
+        self._target: str | None = None
+        self._build()
+
+    def _build(self) -> None:
+        from cyclesiam.device import resolve_device
+        from cyclesiam.tracker import SiamTracker
+
+        device = resolve_device(self.config.runtime.device)
+        model, model_cfg = load_checkpoint_model(self.checkpoint, self.config, device)
+        self._tracker = SiamTracker(model, self.config.tracker, model_cfg, device)
+
+    def init(self, frame: np.ndarray, box: Box, mask: np.ndarray | None = None) -> None:
+        self._tracker.clear()
+        m = None if mask is None else (np.asarray(mask) > 0).astype(np.uint8) * 255
+        self._target = self._tracker.add_target(frame, tuple(float(v) for v in box), mask=m)
+
+    def update(self, frame: np.ndarray) -> tuple[Box | None, float, np.ndarray | None]:
+        results = [r for r in self._tracker.track(frame) if r.id == self._target]
+        if not results:
+            return None, 0.0, None
+        r = results[0]
+        mask = None if getattr(r, "mask", None) is None else np.asarray(r.mask) > 0
+        return tuple(float(v) for v in r.bbox), float(r.score), mask  # type: ignore[return-value]
+
+
+def load_checkpoint_model(path: Path, config: Any, device: Any) -> tuple[Any, Any]:
+    """``(model in eval mode, its ModelConfig)`` from a checkpoint via :mod:`cyclesiam.checkpoint`."""
+    from cyclesiam import checkpoint as ckpt
+
+    loaded = ckpt.load_model(path, device=device)
+    model, model_cfg = _split_loaded(loaded, config)
+    model.eval()
+    return model, model_cfg
+
+
+def _split_loaded(loaded: Any, config: Any) -> tuple[Any, Any]:
+    """Accept ``model``, ``(model, metadata)`` or ``(model, model_cfg, ...)`` from load_model."""
+    items = list(loaded) if isinstance(loaded, tuple) else [loaded]
+    model = items[0]
+    for extra in items[1:]:
+        if hasattr(extra, "anchor") and hasattr(extra, "search_size"):
+            return model, extra
+        cfg = getattr(extra, "model", None) or (extra.get("model") if isinstance(extra, dict) else None)
+        if hasattr(cfg, "anchor"):
+            return model, cfg
+        if isinstance(cfg, dict):
+            from cyclesiam.config import ModelConfig, from_dict
+
+            return model, from_dict(ModelConfig, cfg, "model")
+    return model, getattr(model, "cfg", None) or getattr(model, "config", None) or config.model
+
+
+def make_tracker(spec: str, config: Any) -> Any:
+    """A harness tracker from a name (``csrt``, ``kcf``) or a checkpoint path."""
+    if spec in OPENCV_TRACKERS:
+        return OpenCVTracker(spec)
+    return SiamTrackerAdapter(spec, config)
