@@ -108,6 +108,11 @@ class SeedConfig:
     topic: str = ""  # recorded vision_msgs/Detection2DArray topic
     random_min_size: float = 0.1  # random boxes: side as a fraction of the shorter image side
     random_max_size: float = 0.4
+    random_max_aspect: float = 2.0  # random boxes: w/h drawn log-uniformly in [1/a, a]
+    random_candidates: int = 8  # random boxes: draw this many, keep the most textured (1 = purely random)
+    image_topic: str = ""  # topic seeds: image topic the detections refer to ("" = the bag's only image topic)
+    stamp_tolerance: float = 0.05  # seconds: a seed stamp matches the nearest frame within this
+    box_mask: str = "ellipse"  # initial mask when a seed has none: ellipse (inscribed) | rectangle
 
 
 @dataclass
@@ -124,6 +129,8 @@ class TrainConfig:
     grad_clip: float = 10.0
     # cycle: frames t1 -> t2 (-> t3) -> ... -> t1
     cycle_length: int = 2  # 2 = 1->2->1, 3 = 1->2->3->2->1
+    cycle_return: str = "retrace"  # longer cycles: retrace (1->2->3->2->1) | direct (1->2->3->1)
+    canvas_size: int = 511  # per-frame working crop (search-crop scale of t1's box) the hops are cut from
     frame_gap_min: int = 1
     frame_gap_max: int = 10
     differentiable_hops: bool = False  # gradients through the middle hops' crops
@@ -138,6 +145,7 @@ class TrainConfig:
     negative_iou: float = 0.3
     max_positives: int = 16
     max_anchors: int = 64
+    smooth_l1_beta: float = 0.1111  # box loss: smooth L1 transition point (Faster R-CNN RPN: 1/9)
     # backbone
     backbone_weights: str = ""  # ImageNet weights (torchvision layout) for initialisation
     freeze_backbone_steps: int = -1  # -1 = frozen for the whole run; N = unfreeze after N steps
@@ -151,6 +159,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     log_every: int = 10
     amp: bool = True  # mixed precision on CUDA only
+    plot_every: int = 0  # also redraw the loss plot every N steps (0 = only at the end)
 
 
 @dataclass
