@@ -97,7 +97,7 @@ def write_outputs(out: Path, args: argparse.Namespace, cfg: Config, results: dic
 
 
 def print_table(summaries: dict[str, dict[str, Any]]) -> None:
-    print(f"{'tracker':<24}{'AUC':>7}{'P@20':>7}{'NP@.2':>7}{'A':>7}{'fail':>6}{'EAO':>7}{'J':>7}{'F':>7}{'fps':>7}")
+    print(f"{'tracker':<24}{'AUC':>7}{'P@20':>7}{'NP@.2':>7}{'A':>7}{'fail':>6}{'EAO':>7}{'J':>7}{'F':>7}{'fps':>8}")
     for name, s in summaries.items():
         o, v, d = s.get("ope", {}), s.get("vot", {}), s.get("davis", {})
 
@@ -106,7 +106,7 @@ def print_table(summaries: dict[str, dict[str, Any]]) -> None:
 
         print(f"{name:<24}{f(o.get('auc'))}{f(o.get('precision'))}{f(o.get('norm_precision'))}"
               f"{f(v.get('accuracy'))}{v.get('failures', '-'):>6}{f(v.get('eao'))}"
-              f"{f(d.get('J', {}).get('mean'))}{f(d.get("F", {}).get("mean"))}  {o.get("fps", float("nan")):7.1f}")
+              f"{f(d.get('J', {}).get('mean'))}{f(d.get('F', {}).get('mean'))}{o.get('fps', float('nan')):8.1f}")
 
 
 def main(argv: list[str] | None = None) -> int:
