@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cyclesiam.models.backbone.mobilenet_v2 import init_conv_bn
+
 
 class RPNHead(nn.Module):
     def __init__(self, in_channels: int, head_channels: int, num_anchors: int):
@@ -14,6 +16,7 @@ class RPNHead(nn.Module):
             nn.BatchNorm2d(head_channels),
             nn.ReLU(inplace=True),
         )
+        init_conv_bn(self.tower)
         self.cls = nn.Conv2d(head_channels, 2 * num_anchors, 1)
         self.loc = nn.Conv2d(head_channels, 4 * num_anchors, 1)
         for conv in (self.cls, self.loc):

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cyclesiam.models.backbone.mobilenet_v2 import init_conv_bn
+
 
 class Neck(nn.Module):
     def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int], channels: int):
@@ -21,6 +23,7 @@ class Neck(nn.Module):
         self.adjust = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c, channels, 1, bias=False), nn.BatchNorm2d(channels)) for c in in_channels
         )
+        init_conv_bn(self)
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         out = self.adjust[0](feats[0])

@@ -52,6 +52,19 @@ class InvertedResidual(nn.Module):
         return x + y if self.use_residual else y
 
 
+def init_conv_bn(module: nn.Module) -> None:
+    """torchvision's initialisation (Kaiming fan-out convs, unit BN): keeps activations
+    from vanishing in a network trained without ImageNet weights."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def _block_specs() -> list[tuple[int, int, int, int]]:
     """(in channels, out channels, stride, expand) of features[1..17]."""
     specs = []
@@ -95,6 +108,7 @@ class MobileNetV2(nn.Module):
         self.out_channels = tuple(channels[i] for i in self.out_blocks)
         self.out_strides = tuple(strides[i] for i in self.out_blocks)
         self.ignored_prefixes = tuple(f"features.{i}." for i in range(last_block + 1, 19)) + ("classifier.",)
+        init_conv_bn(self)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = []

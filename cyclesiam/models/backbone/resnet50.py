@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cyclesiam.models.backbone.mobilenet_v2 import init_conv_bn
+
 
 class Bottleneck(nn.Module):
     expansion = 4
@@ -59,6 +61,7 @@ class ResNet50(nn.Module):
         self.out_channels = (1024,)
         self.out_strides = (8,)
         self.ignored_prefixes = ("layer4.", "fc.")
+        init_conv_bn(self)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
