@@ -63,28 +63,20 @@ class OpenCVTracker:
 
 
 class SiamTrackerAdapter:
-    """Our SiamTracker (one target) loaded from a checkpoint; imported lazily.
+    """Our SiamTracker (one target), built by :func:`cyclesiam.tracker.build_tracker`; imported lazily.
 
-    ``config`` is a :class:`cyclesiam.config.Config`; the checkpoint's own model config
-    (stored in its metadata) decides the architecture, the config's tracker/runtime sections
-    decide inference.
+    ``config`` is a :class:`cyclesiam.config.Config`: the checkpoint's stored model config
+    decides the architecture, the tracker/runtime sections decide inference. ``checkpoint``
+    None builds a randomly initialised model from ``config.model`` (harness smoke tests).
     """
 
-    def __init__(self, checkpoint: str | Path, config: Any, name: str | None = None) -> None:
-        self.name = name or Path(checkpoint).stem
-        self.checkpoint = Path(checkpoint)
-        self.config = config
-        self._tracker: Any = None
+    def __init__(self, checkpoint: str | Path | None, config: Any, name: str | None = None) -> None:
+        from cyclesiam.tracker import build_tracker
+
+        self.name = name or (Path(checkpoint).stem if checkpoint else "cyclesiam-random")
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self._tracker = build_tracker(config, checkpoint=self.checkpoint)
         self._target: str | None = None
-        self._build()
-
-    def _build(self) -> None:
-        from cyclesiam.device import resolve_device
-        from cyclesiam.tracker import SiamTracker
-
-        device = resolve_device(self.config.runtime.device)
-        model, model_cfg = load_checkpoint_model(self.checkpoint, self.config, device)
-        self._tracker = SiamTracker(model, self.config.tracker, model_cfg, device)
 
     def init(self, frame: np.ndarray, box: Box, mask: np.ndarray | None = None) -> None:
         self._tracker.clear()
@@ -98,33 +90,6 @@ class SiamTrackerAdapter:
         r = results[0]
         mask = None if getattr(r, "mask", None) is None else np.asarray(r.mask) > 0
         return tuple(float(v) for v in r.bbox), float(r.score), mask  # type: ignore[return-value]
-
-
-def load_checkpoint_model(path: Path, config: Any, device: Any) -> tuple[Any, Any]:
-    """``(model in eval mode, its ModelConfig)`` from a checkpoint via :mod:`cyclesiam.checkpoint`."""
-    from cyclesiam import checkpoint as ckpt
-
-    loaded = ckpt.load_model(path, device=device)
-    model, model_cfg = _split_loaded(loaded, config)
-    model.eval()
-    return model, model_cfg
-
-
-def _split_loaded(loaded: Any, config: Any) -> tuple[Any, Any]:
-    """Accept ``model``, ``(model, metadata)`` or ``(model, model_cfg, ...)`` from load_model."""
-    items = list(loaded) if isinstance(loaded, tuple) else [loaded]
-    model = items[0]
-    for extra in items[1:]:
-        if hasattr(extra, "anchor") and hasattr(extra, "search_size"):
-            return model, extra
-        cfg = getattr(extra, "model", None) or (extra.get("model") if isinstance(extra, dict) else None)
-        if hasattr(cfg, "anchor"):
-            return model, cfg
-        if isinstance(cfg, dict):
-            from cyclesiam.config import ModelConfig, from_dict
-
-            return model, from_dict(ModelConfig, cfg, "model")
-    return model, getattr(model, "cfg", None) or getattr(model, "config", None) or config.model
 
 
 def make_tracker(spec: str, config: Any) -> Any:
