@@ -230,9 +230,11 @@ def overall(results: TrackerResults, cfg: EvalConfig) -> dict[str, Any]:
     if results.vot:
         entries = [e["vot"] for e in results.sequences.values() if "vot" in e]
         fragments = [f for rec in results.vot.values() for f in M.eao_fragments(rec)]
-        lengths = [int(np.isfinite(rec.overlaps).sum()) for rec in results.vot.values()]
-        curve = M.eao_curve(fragments)
+        # sequence lengths in annotated frames after the first (given) one
+        lengths = [results.sequences[name]["annotated"] - 1 for name in results.vot]
         low, high = M.eao_range(lengths, cfg.eao_low, cfg.eao_high)
+        longest = max((len(f) for f, _ in fragments), default=0)
+        curve = M.eao_curve(fragments, max(high, longest))
         failures = sum(e["failures"] for e in entries)
         tracked = sum(e["tracked_frames"] for e in entries)
         summary["vot"] = {
