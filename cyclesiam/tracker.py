@@ -321,6 +321,7 @@ class SiamTracker:
         self._targets: dict[str, _Target] = {}
         self._ids = itertools.count(1)
         self.timing: dict[str, float] = {}  # ms of the last track() call, per stage and "total"
+        self.last_batches: dict[int, list[str]] = {}  # search size -> target ids, last track() call
 
     # ----------------------------------------------------------------- targets
 
@@ -396,12 +397,14 @@ class SiamTracker:
         timing = {"crop": 0.0, "network": 0.0, "post": 0.0, "mask": 0.0, "template": 0.0}
         bgr = to_bgr(image)
         targets = list(self._targets.values())
+        self.last_batches = {}
         if targets:
             pad = image_mean(bgr)
             groups: dict[int, list[_Target]] = {}
             for t in targets:
                 size = self.cfg.lost_search_size if t.state == LOST else self.model_cfg.search_size
                 groups.setdefault(size, []).append(t)
+            self.last_batches = {size: [t.id for t in members] for size, members in groups.items()}
             updated: list[_Target] = []
             for search_size, members in groups.items():
                 updated += self._track_group(bgr, pad, search_size, members, timing)

@@ -1,0 +1,161 @@
+"""SiamRPN post-processing on constructed response maps, LOST hysteresis, box validation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cyclesiam.anchors import base_anchors, generate_anchors
+from cyclesiam.config import AnchorConfig, TrackerConfig
+from cyclesiam.tracker import LOST, TRACKING, decode_response, hanning_window, next_state, postprocess, validate_box
+
+R, K = 25, 5
+ANCHOR_CFG = AnchorConfig()
+ANCHORS = torch.from_numpy(generate_anchors(ANCHOR_CFG, R))
+WINDOW = hanning_window(R, K)
+IMAGE = (480, 640)
+
+
+def _maps(peaks: list[tuple[int, int, int, float]], batch: int = 1, base: float = -6.0):
+    """cls/loc maps for `batch` targets: fg logit `base` everywhere except at (b, a, i, j) peaks."""
+    cls = torch.zeros(batch, 2 * K, R, R)
+    cls[:, K:] = base
+    loc = torch.zeros(batch, 4 * K, R, R)
+    return cls, loc, peaks
+
+
+def _run(cls, loc, centers, sizes, scale_z, cfg, wi=None):
+    scores, boxes = decode_response(cls, loc, ANCHORS)
+    wi = cfg.window_influence if wi is None else wi
+    return postprocess(scores.numpy(), boxes.numpy(), centers, sizes, scale_z, WINDOW, wi, cfg, IMAGE)
+
+
+def _index(a: int, i: int, j: int) -> int:
+    return a * R * R + i * R + j
+
+
+def test_decode_layout_and_single_peak():
+    cls, loc, _ = _maps([])
+    cls[0, K + 2, 15, 10] = 6.0  # fg of anchor 2 (ratio 1) at row 15, col 10
+    scores, boxes = decode_response(cls, loc, ANCHORS)
+    assert scores.shape == (1, K * R * R) and boxes.shape == (1, K * R * R, 4)
+    assert int(scores.argmax()) == _index(2, 15, 10)
+    assert float(scores.max()) == pytest.approx(1 / (1 + math.exp(-6.0)), abs=1e-6)
+    cfg = TrackerConfig()
+    post = _run(cls, loc, np.array([[300.0, 200.0]]), np.array([[64.0, 64.0]]), np.array([1.0]), cfg)
+    assert post.best[0] == _index(2, 15, 10)
+    # loc = 0: the box is the anchor, centred (10-12)*8, (15-12)*8 from the crop centre
+    np.testing.assert_allclose(post.center[0], [300.0 - 16.0, 200.0 + 24.0])
+
+
+def test_cosine_window_prefers_the_peak_near_the_centre():
+    cls, loc, _ = _maps([])
+    cls[0, K + 2, 12, 13] = 5.0  # 1 cell from the centre
+    cls[0, K + 2, 12, 22] = 5.1  # 10 cells away, slightly stronger
+    centers, sizes, scale = np.array([[320.0, 240.0]]), np.array([[64.0, 64.0]]), np.array([1.0])
+    near = _run(cls, loc, centers, sizes, scale, TrackerConfig(window_influence=0.41))
+    assert near.best[0] == _index(2, 12, 13)
+    far = _run(cls, loc, centers, sizes, scale, TrackerConfig(window_influence=0.0))
+    assert far.best[0] == _index(2, 12, 22)
+
+
+def test_scale_ratio_penalty_prefers_the_anchor_shaped_like_the_target():
+    cls, loc, _ = _maps([])
+    # two equally strong peaks at mirror positions (same window value): ratio 1 vs ratio 3 anchor
+    cls[0, K + 2, 12, 16] = 5.0
+    cls[0, K + 4, 12, 8] = 5.0
+    centers, scale = np.array([[320.0, 240.0]]), np.array([1.0])
+    cfg = TrackerConfig(penalty_k=0.1)
+    square = _run(cls, loc, centers, np.array([[64.0, 64.0]]), scale, cfg)
+    assert square.best[0] == _index(2, 12, 16)
+    tall_w, tall_h = base_anchors(ANCHOR_CFG)[4]  # ratio 3 anchor (h/w = 3)
+    tall = _run(cls, loc, centers, np.array([[tall_w, tall_h]]), scale, cfg)
+    assert tall.best[0] == _index(4, 12, 8)
+    flat = _run(cls, loc, centers, np.array([[tall_w, tall_h]]), scale, TrackerConfig(penalty_k=0.0))
+    assert flat.penalty[0] == 1.0
+
+
+def test_size_smoothing_and_penalty_values_by_hand():
+    cls, loc, _ = _maps([])
+    a, i, j = 2, 12, 14
+    cls[0, K + a, i, j] = 4.0
+    loc[0, 0 * K + a, i, j] = 0.5  # dx: +0.5 anchor width
+    loc[0, 1 * K + a, i, j] = -0.25  # dy
+    loc[0, 2 * K + a, i, j] = math.log(2.0)  # w doubles
+    cfg = TrackerConfig(penalty_k=0.1, lr=0.32, window_influence=0.0)
+    # target 128x128 image px at 0.5 crop px per image px -> 64x64 at crop scale (= the anchor)
+    post = _run(cls, loc, np.array([[300.0, 200.0]]), np.array([[128.0, 128.0]]), np.array([0.5]), cfg)
+    assert post.best[0] == _index(a, i, j)
+    # predicted at crop scale: cx = 16 + 32, cy = 0 - 16, w = 128, h = 64
+    s_c = math.sqrt((128 + 96) * (64 + 96)) / 128.0  # context sizes: pred vs current (64x64)
+    r_c = 2.0  # aspect 1 -> 2
+    penalty = math.exp(-(r_c * s_c - 1) * 0.1)
+    score = 1 / (1 + math.exp(-4.0))
+    lr = penalty * score * 0.32
+    assert post.penalty[0] == pytest.approx(penalty, rel=1e-6)
+    np.testing.assert_allclose(post.center[0], [300.0 + 48.0 / 0.5, 200.0 - 16.0 / 0.5], rtol=1e-6)
+    np.testing.assert_allclose(post.size[0], [128 * (1 - lr) + 256 * lr, 128.0], rtol=1e-6)
+
+
+def test_clip_to_image_and_minimum_size():
+    cls, loc, _ = _maps([])
+    cls[0, K + 2, 12, 24] = 8.0
+    loc[0, 2 * K + 2, 12, 24] = -8.0  # tiny predicted width
+    loc[0, 3 * K + 2, 12, 24] = -8.0
+    cfg = TrackerConfig(window_influence=0.0, penalty_k=0.0, lr=1.0, min_size=5.0)
+    post = _run(cls, loc, np.array([[630.0, 470.0]]), np.array([[64.0, 64.0]]), np.array([1.0]), cfg)
+    assert post.center[0, 0] == 640.0  # 630 + 96 clipped to the width
+    assert post.size[0].min() >= 5.0
+
+
+def test_batched_targets_each_pick_their_own_peak():
+    cls, loc, _ = _maps([], batch=3)
+    peaks = [(2, 5, 7), (0, 20, 12), (4, 12, 12)]
+    for b, (a, i, j) in enumerate(peaks):
+        cls[b, K + a, i, j] = 7.0
+        loc[b, a, i, j] = 0.1 * (b + 1)
+    centers = np.array([[100.0, 100.0], [300.0, 200.0], [500.0, 400.0]])
+    sizes = np.array([[40.0, 40.0], [60.0, 20.0], [30.0, 90.0]])
+    scale = np.array([1.2, 0.8, 1.0])
+    cfg = TrackerConfig(window_influence=0.2)
+    batched = _run(cls, loc, centers, sizes, scale, cfg)
+    for b, (a, i, j) in enumerate(peaks):
+        alone = _run(cls[b : b + 1], loc[b : b + 1], centers[b : b + 1], sizes[b : b + 1], scale[b : b + 1], cfg)
+        assert batched.best[b] == alone.best[0] == _index(a, i, j)
+        np.testing.assert_allclose(batched.center[b], alone.center[0])
+        np.testing.assert_allclose(batched.size[b], alone.size[0])
+
+
+def test_lost_hysteresis_on_a_score_sequence():
+    cfg = TrackerConfig(lost_threshold=0.3, recover_threshold=0.6, lost_frames=3)
+    scores = [0.9, 0.2, 0.2, 0.5, 0.2, 0.2, 0.2, 0.5, 0.55, 0.7, 0.2, 0.4]
+    expected = [TRACKING] * 6 + [LOST, LOST, LOST, TRACKING, TRACKING, TRACKING]
+    state, low, states = TRACKING, 0, []
+    for s in scores:
+        state, low = next_state(state, low, s, cfg)
+        states.append(state)
+    assert states == expected
+
+
+@pytest.mark.parametrize(
+    "box, message",
+    [
+        ((float("nan"), 0, 10, 10), "NaN"),
+        ((0, 0, float("inf"), 10), "NaN or infinite"),
+        ((10, 10, 0, 10), "positive"),
+        ((10, 10, 5, -1), "positive"),
+        ((700, 10, 20, 20), "outside"),
+        ((-50, -50, 40, 40), "outside"),
+        ((1, 2, 3), "4 numbers"),
+    ],
+)
+def test_invalid_boxes_are_rejected_with_a_clear_message(box, message):
+    with pytest.raises(ValueError, match=message):
+        validate_box(box, IMAGE)
+
+
+def test_partly_outside_box_is_clipped():
+    assert validate_box((-10, 470, 30, 20), IMAGE) == (0.0, 470.0, 20.0, 10.0)
