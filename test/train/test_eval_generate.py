@@ -211,3 +211,23 @@ def test_cli_writes_results_and_plots(generated: Path, tmp_path: Path) -> None:
         assert (out / png).stat().st_size > 1000
     assert cli.main(["--tracker", "csrt", "--dataset", str(tmp_path / "none"), "--format", "otb", "--out", str(out)]) == 2
     assert cli.main(["--dataset", str(generated / "otb"), "--format", "otb", "--out", str(out)]) == 2
+
+
+def test_cli_compares_checkpoints_and_a_baseline(generated: Path, tmp_path: Path) -> None:
+    from cyclesiam.checkpoint import save_checkpoint
+    from cyclesiam.config import ModelConfig
+    from cyclesiam.models.builder import build_model
+
+    model_cfg = ModelConfig(backbone="light")
+    ckpt = save_checkpoint(tmp_path / "light.safetensors", build_model(model_cfg), model_cfg)
+    out = tmp_path / "eval"
+    code = cli.main(["--checkpoint", str(ckpt), "--checkpoint", str(ckpt), "--tracker", "cyclesiam",
+                     "--tracker", "csrt", "--dataset", str(generated / "otb"), "--format", "otb", "--out", str(out),
+                     "--set", "eval.max_frames=5", "--set", "eval.protocols=[ope]", "--set", "runtime.device=cpu",
+                     "--set", "eval.sequences=[" + sorted(p.name for p in (generated / "otb").iterdir())[0] + "]"])
+    assert code == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert sorted(doc["trackers"]) == ["csrt", "light", "light_2"]
+    # same weights, same deterministic tracker: identical numbers
+    assert doc["trackers"]["light"]["overall"]["ope"]["auc"] == doc["trackers"]["light_2"]["overall"]["ope"]["auc"]
+    assert (out / "predictions" / "light_2").is_dir()
