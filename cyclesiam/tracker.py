@@ -556,9 +556,7 @@ def _load_model(cfg: "Config", checkpoint: str | Path | None) -> tuple[torch.nn.
     if checkpoint:
         from cyclesiam.checkpoint import load_model
 
-        loaded = load_model(checkpoint)
-        model, model_cfg = (loaded if isinstance(loaded, tuple) else (loaded, None))[:2]
-        model_cfg = model_cfg if isinstance(model_cfg, ModelConfig) else getattr(model, "cfg", cfg.model)
+        model, model_cfg, _metadata = load_model(checkpoint)  # the checkpoint's model config wins
     else:
         model, model_cfg = build_model(cfg.model), cfg.model
     return model, model_cfg

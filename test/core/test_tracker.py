@@ -182,3 +182,18 @@ def test_build_tracker_from_config():
     tracker.add_target(frame, (60, 40, 40, 40))
     (r,) = tracker.track(frame)
     assert r.state == TRACKING and r.mask is None
+
+
+def test_from_checkpoint_uses_the_checkpoint_model(tmp_path, model_cfg, cube_frames):
+    from cyclesiam.checkpoint import save_checkpoint
+
+    torch.manual_seed(1)
+    path = save_checkpoint(tmp_path / "light.safetensors", build_model(model_cfg), model_cfg)
+    cfg = Config()  # says mobilenet_v2: the checkpoint's stored model config wins
+    cfg.runtime.device = "cpu"
+    tracker = SiamTracker.from_checkpoint(path, cfg)
+    assert tracker.model_cfg.backbone == "light"
+    tracker.add_target(cube_frames[0], BOXES[0])
+    assert tracker.track(cube_frames[1])[0].state == TRACKING
+    with pytest.raises(Exception, match="nothing.safetensors"):
+        build_tracker(cfg, checkpoint=tmp_path / "nothing.safetensors")
