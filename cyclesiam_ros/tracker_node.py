@@ -90,6 +90,7 @@ class TrackerNode(Node):
         self._dropped_since_publish = 0
         self.stats = NodeStats()
         self._class_ids: dict[str, str] = {}
+        self._seen_image_errors: set[str] = set()
         self.history = FrameHistory(self.get_parameter("history_size").value)
         self.config = self.config_from_parameters()
         self.tracker = self.load_tracker()
@@ -221,7 +222,7 @@ class TrackerNode(Node):
             image = convert()
         except ImageConversionError as exc:
             self.stats.bad_images += 1
-            self.get_logger().error(f"dropping image on {self.image_topic}: {exc}", throttle_duration_sec=2.0)
+            self._log_bad_image(str(exc))
             return
         frame = Frame(stamp_ns=_stamp_ns(header), frame_id=header.frame_id, image=image, received=received, header=header)
         if not self.history.add(frame):
@@ -236,6 +237,17 @@ class TrackerNode(Node):
                 self._dropped_since_publish += 1
             self._pending = frame
             self._wake.notify()
+
+    def _log_bad_image(self, reason: str) -> None:
+        """Each new kind of bad image is logged at once; repeats (a misconfigured camera at
+        30 Hz) are throttled."""
+        if reason not in self._seen_image_errors:
+            if len(self._seen_image_errors) > 100:
+                self._seen_image_errors.clear()
+            self._seen_image_errors.add(reason)
+            self.get_logger().error(f"dropping image on {self.image_topic}: {reason}")
+        else:
+            self.get_logger().error(f"dropping images on {self.image_topic}: {reason}", throttle_duration_sec=5.0)
 
     # ------------------------------------------------------------------ targets
 
