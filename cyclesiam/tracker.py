@@ -545,6 +545,8 @@ def build_tracker(cfg: "Config", checkpoint: str | Path | None = None) -> SiamTr
 
     device = resolve_device(cfg.runtime.device)
     half = use_half(device, cfg.runtime.half)
+    if cfg.runtime.threads > 0:
+        torch.set_num_threads(cfg.runtime.threads)  # process-wide, as the config documents
     model, model_cfg = _load_model(cfg, checkpoint)
     model = prepare_for_inference(model, device, channels_last=cfg.runtime.channels_last, half=half)
     return SiamTracker(model, cfg.tracker, model_cfg, device, half=half, channels_last=cfg.runtime.channels_last)
