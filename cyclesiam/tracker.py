@@ -254,7 +254,6 @@ class _Target:
     center: np.ndarray  # (cx, cy) image pixels
     size: np.ndarray  # (w, h) image pixels
     zf: torch.Tensor  # [C, t, t] own template features
-    zf_initial: torch.Tensor  # first template (kept for blending)
     score: float = 1.0
     state: str = TRACKING
     low_count: int = 0
@@ -290,7 +289,13 @@ class _Response:
 
 
 class SiamTracker:
-    """Multi-target Siamese tracker (box + optional mask), one batched forward per frame."""
+    """Multi-target Siamese tracker (box + optional mask), one batched forward per search size.
+
+    `model` is a `SiameseNet` (wrapped in a `TorchBackend`) or any `NetworkBackend`.
+    `cfg` (the TrackerConfig) is read every frame, so it may be changed between frames.
+    After each `track()`: `timing` holds ms per stage (crop, network, post, mask, template,
+    total) and `last_batches` maps each search size used to the ids in that batch.
+    """
 
     def __init__(
         self,
@@ -314,9 +319,8 @@ class SiamTracker:
             self.backend: NetworkBackend = TorchBackend(model, self.device, half, channels_last, has_mask)
         else:
             self.backend = model
-        pin = self.device.type == "cuda"
-        self._crops: dict[int, CropBatch] = {}
-        self._pin = pin
+        self._crops: dict[int, CropBatch] = {}  # one preallocated crop buffer per crop size
+        self._pin = self.device.type == "cuda"
         self._responses: dict[int, _Response] = {}
         self._targets: dict[str, _Target] = {}
         self._ids = itertools.count(1)
@@ -352,7 +356,7 @@ class SiamTracker:
         zf = self._templates(bgr, center[None], size[None])[0]
         tid = str(target_id) if target_id not in (None, "") else self._next_id()
         self._targets[tid] = _Target(
-            id=tid, center=center, size=size, zf=zf, zf_initial=zf, polygon=polygon, mask=init_mask
+            id=tid, center=center, size=size, zf=zf, polygon=polygon, mask=init_mask
         )
         return tid
 
