@@ -107,33 +107,7 @@ class TrackerNode(Node):
     # ------------------------------------------------------------------ parameters
 
     def declare_all_parameters(self) -> None:
-        d = self._declare
-        d("checkpoint", "", "safetensors checkpoint; empty = the shipped default model")
-        d("input_transport", "raw", "raw (sensor_msgs/Image on 'image') | compressed ('image/compressed')")
-        d("image_reliability", "best_effort", "image subscription reliability: best_effort (sensor data) | reliable")
-        d("image_qos_depth", 1, "image subscription queue depth (1: only the newest frame matters)", int_range=(1, 100))
-        d("history_size", 30, "frames kept so set_target can use the frame its box was drawn on", int_range=(1, 1000))
-        d("stamp_tolerance", 0.05, "max |stamp difference| (s) to match a set_target stamp to a stored frame", (0.0, 10.0))
-        d("max_targets", 16, "maximum number of simultaneous targets", int_range=(1, 256))
-        d("publish_mask", True, "publish ~/mask (union of target masks, mono8)")
-        d("publish_debug_image", True, "publish ~/debug_image (only built while it has subscribers)")
-        d("detector_min_score", 0.0, "~/target detections with a lower hypothesis score are ignored", (0.0, 1.0))
-        d("diagnostics_period", 1.0, "seconds between /diagnostics messages", (0.1, 60.0))
-        defaults = Config()
-        for f in dataclasses.fields(TrackerConfig):
-            d(f"tracker.{f.name}", getattr(defaults.tracker, f.name), TRACKER_DESCRIPTIONS.get(f.name, f.name))
-        for f in dataclasses.fields(RuntimeConfig):
-            d(f"runtime.{f.name}", getattr(defaults.runtime, f.name), RUNTIME_DESCRIPTIONS.get(f.name, f.name))
-
-    def _declare(self, name: str, default: Any, description: str, float_range=None, int_range=None) -> None:
-        descriptor = ParameterDescriptor(description=description, read_only=False)
-        if float_range is not None:
-            descriptor.floating_point_range = [
-                FloatingPointRange(from_value=float(float_range[0]), to_value=float(float_range[1]), step=0.0)
-            ]
-        if int_range is not None:
-            descriptor.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
-        self.declare_parameter(name, default, descriptor)
+        declare_parameters(self)
 
     def config_from_parameters(self, overrides: dict[str, Any] | None = None) -> Config:
         """The core Config built from the node's `tracker.*` and `runtime.*` parameters."""
@@ -397,6 +371,38 @@ class TrackerNode(Node):
             self._running = False
             self._wake.notify_all()
         self._worker.join(timeout=5.0)
+
+
+def declare_parameters(node: Node) -> None:
+    """Declare every parameter of the tracker node (with descriptions and ranges) on `node`."""
+    d = lambda *a, **k: _declare(node, *a, **k)  # noqa: E731
+    d("checkpoint", "", "safetensors checkpoint; empty = the shipped default model")
+    d("input_transport", "raw", "raw (sensor_msgs/Image on 'image') | compressed ('image/compressed')")
+    d("image_reliability", "best_effort", "image subscription reliability: best_effort (sensor data) | reliable")
+    d("image_qos_depth", 1, "image subscription queue depth (1: only the newest frame matters)", int_range=(1, 100))
+    d("history_size", 30, "frames kept so set_target can use the frame its box was drawn on", int_range=(1, 1000))
+    d("stamp_tolerance", 0.05, "max |stamp difference| (s) to match a set_target stamp to a stored frame", (0.0, 10.0))
+    d("max_targets", 16, "maximum number of simultaneous targets", int_range=(1, 256))
+    d("publish_mask", True, "publish ~/mask (union of target masks, mono8)")
+    d("publish_debug_image", True, "publish ~/debug_image (only built while it has subscribers)")
+    d("detector_min_score", 0.0, "~/target detections with a lower hypothesis score are ignored", (0.0, 1.0))
+    d("diagnostics_period", 1.0, "seconds between /diagnostics messages", (0.1, 60.0))
+    defaults = Config()
+    for f in dataclasses.fields(TrackerConfig):
+        d(f"tracker.{f.name}", getattr(defaults.tracker, f.name), TRACKER_DESCRIPTIONS.get(f.name, f.name))
+    for f in dataclasses.fields(RuntimeConfig):
+        d(f"runtime.{f.name}", getattr(defaults.runtime, f.name), RUNTIME_DESCRIPTIONS.get(f.name, f.name))
+
+
+def _declare(node: Node, name: str, default: Any, description: str, float_range=None, int_range=None) -> None:
+    descriptor = ParameterDescriptor(description=description, read_only=False)
+    if float_range is not None:
+        descriptor.floating_point_range = [
+            FloatingPointRange(from_value=float(float_range[0]), to_value=float(float_range[1]), step=0.0)
+        ]
+    if int_range is not None:
+        descriptor.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
+    node.declare_parameter(name, default, descriptor)
 
 
 class NodeStats:
