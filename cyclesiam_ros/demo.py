@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -28,6 +26,7 @@ import numpy as np
 
 from cyclesiam.sources import open_source
 from cyclesiam.visualize import contact_sheet, draw_results, draw_text_lines
+from cyclesiam_ros.session import use_large_frame_profile
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CYCLESIAM_DATA", REPO / "data"))
@@ -65,19 +64,11 @@ def load_clip(path: Path, max_frames: int) -> list[np.ndarray]:
     return frames
 
 
-def start_node(args: argparse.Namespace, log_path: Path) -> subprocess.Popen:
-    cmd = [
-        sys.executable, "-m", "cyclesiam_ros.tracker_node", "--ros-args",
-        "-r", "__ns:=/demo", "-r", "image:=/demo/camera/image_raw",
-        "--params-file", str(args.params_file),
-        "-p", f"runtime.device:={args.device}",
-    ]
+def node_params(args: argparse.Namespace) -> list[str]:
+    params = [f"runtime.device:={args.device}"] + list(args.params)
     if args.checkpoint:
-        cmd += ["-p", f"checkpoint:={args.checkpoint}"]
-    for item in args.params:
-        cmd += ["-p", item]
-    log = open(log_path, "wb")
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        params.append(f"checkpoint:={args.checkpoint}")
+    return params
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(box) != 4:
         raise SystemExit("--box needs x,y,w,h")
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(FASTDDS_PROFILE))
+    use_large_frame_profile(FASTDDS_PROFILE)
     os.environ.setdefault("ROS_HOME", tempfile.mkdtemp(prefix="cyclesiam_demo_"))
     args.out.mkdir(parents=True, exist_ok=True)
     frames = load_clip(args.clip, args.max_frames)
@@ -94,9 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import rclpy
 
-    from cyclesiam_ros.session import TrackerSession, stamp_ns
+    from cyclesiam_ros.session import TrackerSession, stamp_ns, start_tracker_node, stop_process
 
-    node = start_node(args, args.out / "node.log")
+    node = start_tracker_node("/demo", "/demo/camera/image_raw", args.out / "node.log", args.params_file, node_params(args))
     rclpy.init()
     session = TrackerSession(rclpy, "/demo", "/demo/camera/image_raw")
     try:
@@ -104,8 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             session.wait_ready(120)
         except TimeoutError as exc:
             raise SystemExit(f"[demo] tracker node did not start: {exc}; see {args.out / 'node.log'}")
-        first = session.publish_frame(frames[0])
-        session.spin(0.5)
+        first = session.publish_until_seen(frames[0])
         reply = session.set_target(box, target_id="target", stamp=first)
         if not reply.success:
             raise SystemExit(f"[demo] set_target failed: {reply.message}")
@@ -128,11 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         session.close()
         rclpy.shutdown()
-        node.send_signal(2)
-        try:
-            node.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            node.kill()
+        stop_process(node)
     print(json.dumps({k: summary[k] for k in ("frames_played", "frames_processed", "processed_fps",
                                                "latency_ms", "dropped_frames", "events")}, indent=1))
     print(f"[demo] outputs in {args.out}: annotated.mp4, contact_sheet.png, summary.json, node.log", flush=True)

@@ -4,8 +4,11 @@ the latency benchmark and the integration tests (real DDS; keep it on localhost)
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import cv2
@@ -126,6 +129,17 @@ class TrackerSession:
         self.published.append(stamp)
         return stamp
 
+    def publish_until_seen(self, frame: np.ndarray, timeout: float = 10.0) -> int:
+        """Publish `frame` (new stamp each time) until the node reports processing it; returns
+        that stamp. Best-effort delivery can drop the first samples after discovery."""
+        from_status = lambda s: any(stamp_ns(m.header) == s for m in self.received.status)  # noqa: E731
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stamp = self.publish_frame(frame)
+            if self.spin_until(lambda: from_status(stamp), 0.2):
+                return stamp
+        raise TimeoutError(f"the node never processed a frame published on {self.image_pub.topic_name}")
+
     def play(self, frames, rate_hz: float) -> list[int]:
         """Publish frames at `rate_hz`, spinning (receiving) in between; returns stamps."""
         period = 1.0 / rate_hz
@@ -170,3 +184,39 @@ class TrackerSession:
     def close(self) -> None:
         self.executor.remove_node(self.node)
         self.node.destroy_node()
+
+
+def use_large_frame_profile(profile: Path) -> None:
+    """Point Fast DDS (this process and children started afterwards) at a profile with large
+    shared-memory segments. Fast DDS 2.x (Humble/Jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE,
+    3.x reads FASTDDS_DEFAULT_PROFILES_FILE; a value the user already set wins."""
+    import os
+
+    for name in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"):
+        os.environ.setdefault(name, str(profile))
+
+
+def start_tracker_node(namespace: str, image_topic: str, log_path: Path, params_file: Path | None = None,
+                       params: list[str] = ()) -> subprocess.Popen:
+    """Run `tracker_node` in its own process under `namespace`, image remapped to `image_topic`,
+    output to `log_path` (a file, so a chatty node never blocks on a full pipe)."""
+    cmd = [sys.executable, "-m", "cyclesiam_ros.tracker_node", "--ros-args",
+           "-r", f"__ns:={namespace}", "-r", f"image:={image_topic}",
+           "-r", f"image/compressed:={image_topic}/compressed"]
+    if params_file is not None:
+        cmd += ["--params-file", str(params_file)]
+    for item in params:
+        cmd += ["-p", item]
+    return subprocess.Popen(cmd, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> int:
+    """SIGINT (what Ctrl-C / ros2 launch send), then kill if it does not exit."""
+    if proc.poll() is None:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
