@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job: set up (idempotent), then run the real tracker node on a real clip over
+# DDS with the shipped self-supervised model, and write outputs/demo/{annotated.mp4,
+# contact_sheet.png, summary.json}. Extra arguments go to the demo (see --help).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/scripts/bootstrap.sh"
+source "$ROOT/scripts/ros_env.sh"
+cd "$ROOT"
+exec "$ROOT/.venv/bin/python" -m cyclesiam_ros.demo "$@"
