@@ -82,3 +82,34 @@ def count_flops(model: nn.Module, targets: int = 1, template_size: int = 127, se
     with counter:
         frame_step(model, zf, x, with_mask)
     return {"frame": counter.get_total_flops(), "template": template_flops}
+
+
+def cost_table(backbones: list[str], repeats: int = 15, threads: int = 0) -> list[str]:
+    """Markdown rows of docs/MODEL.md's cost table (random weights: cost only)."""
+    from cyclesiam.config import ModelConfig
+    from cyclesiam.models.builder import build_model
+    from cyclesiam.models.fuse import prepare_for_inference
+
+    if threads:
+        torch.set_num_threads(threads)
+    rows = []
+    for name in backbones:
+        model = build_model(ModelConfig(backbone=name)).eval()
+        flops, flops_lost = count_flops(model), count_flops(model, search_size=415)
+        fused = prepare_for_inference(model, "cpu", channels_last=True)
+        cells = [name, f"{flops['frame'] / 1e9:.2f}", f"{flops_lost['frame'] / 1e9:.2f}", f"{flops['template'] / 1e9:.2f}"]
+        for targets in (1, 4):
+            eager = time_network(model, targets, repeats=repeats)
+            fast = time_network(fused, targets, channels_last=True, repeats=repeats)
+            cells += [f"{eager.min_ms:.1f} / {eager.median_ms:.1f}", f"{fast.min_ms:.1f} / {fast.median_ms:.1f}"]
+        lost = time_network(fused, 1, search_size=415, channels_last=True, repeats=repeats)
+        cells.append(f"{lost.min_ms:.1f} / {lost.median_ms:.1f}")
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    for row in cost_table(sys.argv[1:] or ["mobilenet_v2", "light", "resnet50"]):
+        print(row, flush=True)

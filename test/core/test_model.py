@@ -187,3 +187,18 @@ def test_pretrained_safetensors_and_errors(tmp_path):
         load_pretrained(backbone, evil)
     with pytest.raises(PretrainedError, match="not found"):
         load_pretrained(backbone, tmp_path / "absent.pth")
+
+
+def test_resnet50_loads_a_full_torchvision_layout_pth(tmp_path):
+    backbone = get_backbone("resnet50")
+    gen = torch.Generator().manual_seed(11)
+    state = {k: torch.randn(v.shape, generator=gen) if v.is_floating_point() else v for k, v in backbone.state_dict().items()}
+    # a whole torchvision ResNet-50 file also has layer4 and fc, which this trunk does not build
+    full = dict(state, **{"layer4.0.conv1.weight": torch.zeros(512, 1024, 1, 1), "fc.weight": torch.zeros(1000, 2048)})
+    path = tmp_path / "resnet50-user.pth"
+    torch.save({"state_dict": full}, path)
+    model = build_model(ModelConfig(backbone="resnet50"), backbone_weights=path)
+    loaded = model.backbone.state_dict()
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
+    assert loaded["layer3.5.conv2.weight"].shape == (256, 256, 3, 3)
+    assert model.backbone.layer3[1].conv2.dilation == (2, 2) and model.backbone.layer3[0].conv2.stride == (1, 1)
