@@ -552,6 +552,10 @@ def build_tracker(cfg: "Config", checkpoint: str | Path | None = None) -> SiamTr
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)  # process-wide, as the config documents
     model, model_cfg = _load_model(cfg, checkpoint)
+    if cfg.runtime.backend != "torch":  # onnxruntime (exported and cached on demand); unknown names raise
+        from cyclesiam.onnx_backend import make_backend
+
+        return SiamTracker(make_backend(cfg, model, model_cfg, checkpoint), cfg.tracker, model_cfg, "cpu")
     model = prepare_for_inference(model, device, channels_last=cfg.runtime.channels_last, half=half)
     return SiamTracker(model, cfg.tracker, model_cfg, device, half=half, channels_last=cfg.runtime.channels_last)
 
