@@ -1,11 +1,11 @@
-"""Both depth-wise correlation forms equal a naive loop, batched over targets."""
+"""Every depth-wise correlation form equals a naive loop, batched over targets."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from cyclesiam.models.xcorr import xcorr_depthwise
+from cyclesiam.models.xcorr import XCORR_MODES, xcorr_depthwise
 
 
 def naive_xcorr(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -20,7 +20,7 @@ def naive_xcorr(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@pytest.mark.parametrize("mode", ["grouped", "slices"])
+@pytest.mark.parametrize("mode", XCORR_MODES)
 @pytest.mark.parametrize("shape", [(3, 4, 12, 12, 4, 4), (2, 3, 11, 14, 3, 5), (1, 2, 6, 6, 1, 1), (2, 2, 5, 5, 5, 5)])
 def test_xcorr_equals_naive_loop(mode, shape):
     batch, channels, height, width, kh, kw = shape
@@ -33,7 +33,7 @@ def test_xcorr_equals_naive_loop(mode, shape):
     torch.testing.assert_close(out, expected)
 
 
-@pytest.mark.parametrize("mode", ["grouped", "slices"])
+@pytest.mark.parametrize("mode", XCORR_MODES)
 def test_each_target_uses_its_own_template(mode):
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(1, 4, 10, 10, generator=gen).expand(3, -1, -1, -1).contiguous()
@@ -48,7 +48,8 @@ def test_each_target_uses_its_own_template(mode):
 def test_channels_last_input_and_bad_inputs():
     x = torch.randn(2, 8, 9, 9).contiguous(memory_format=torch.channels_last)
     z = torch.randn(2, 8, 4, 4)
-    torch.testing.assert_close(xcorr_depthwise(x, z, "grouped"), xcorr_depthwise(x.contiguous(), z, "slices"), rtol=1e-5, atol=1e-5)
+    for mode in XCORR_MODES:
+        torch.testing.assert_close(xcorr_depthwise(x, z, mode), xcorr_depthwise(x.contiguous(), z, "grouped"), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="equal B,C"):
         xcorr_depthwise(x, z[:1])
     with pytest.raises(ValueError, match="unknown xcorr mode"):
