@@ -7,6 +7,7 @@ p95) and fps are printed as a table.
     cyclesiam-bench [--backbones mobilenet_v2 light] [--targets 1 4] [--iterations 30]
                     [--warmup 5] [--modes box mask] [--frames DIR] [--checkpoint F]
                     [--config YAML] [--set key=value ...] [--device D] [--json out.json]
+                    [--backends torch onnxruntime]   (default: runtime.backend)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ MODES = ("box", "mask")
 
 @dataclass
 class BenchRow:
+    backend: str
     backbone: str
     mode: str
     targets: int
@@ -76,7 +78,17 @@ def bench_tracker(tracker: SiamTracker, frames: Sequence[np.ndarray], targets: i
 
 
 def run(cfg: Config, backbones: Sequence[str], modes: Sequence[str], target_counts: Sequence[int],
-        frames: Sequence[np.ndarray], iterations: int, warmup: int, checkpoint: str | None) -> list[BenchRow]:
+        frames: Sequence[np.ndarray], iterations: int, warmup: int, checkpoint: str | None,
+        backends: Sequence[str] = ()) -> list[BenchRow]:
+    rows = []
+    for backend in backends or [cfg.runtime.backend]:
+        rows += _run_backend(merge(cfg, {"runtime": {"backend": backend}}), backbones, modes, target_counts,
+                             frames, iterations, warmup, checkpoint)
+    return rows
+
+
+def _run_backend(cfg: Config, backbones: Sequence[str], modes: Sequence[str], target_counts: Sequence[int],
+                 frames: Sequence[np.ndarray], iterations: int, warmup: int, checkpoint: str | None) -> list[BenchRow]:
     rows = []
     for backbone in backbones:
         bcfg = merge(cfg, {"model": {"backbone": backbone}}) if not checkpoint else cfg
@@ -90,7 +102,7 @@ def run(cfg: Config, backbones: Sequence[str], modes: Sequence[str], target_coun
                 times, stages = bench_tracker(tracker, frames, count, iterations, warmup)
                 mean = float(times.mean())
                 rows.append(BenchRow(
-                    backbone=tracker.model_cfg.backbone, mode="box+mask" if mode == "mask" else "box",
+                    backend=cfg.runtime.backend, backbone=tracker.model_cfg.backbone, mode="box+mask" if mode == "mask" else "box",
                     targets=count, mean_ms=mean, p50_ms=float(np.percentile(times, 50)),
                     p95_ms=float(np.percentile(times, 95)), fps=1000.0 / mean, stages=stages,
                 ))
@@ -98,12 +110,12 @@ def run(cfg: Config, backbones: Sequence[str], modes: Sequence[str], target_coun
     return rows
 
 
-HEADER = f"{'backbone':<14}{'mode':<10}{'targets':>8}{'mean ms':>10}{'p50 ms':>10}{'p95 ms':>10}{'fps':>8}   stages (mean ms)"
+HEADER = f"{'backbone':<14}{'mode':<10}{'targets':>8}{'mean ms':>10}{'p50 ms':>10}{'p95 ms':>10}{'fps':>8}  {'backend':<12} stages (mean ms)"
 
 
 def format_row(r: BenchRow) -> str:
     stages = " ".join(f"{k}={v:.1f}" for k, v in r.stages.items() if k != "total")
-    return f"{r.backbone:<14}{r.mode:<10}{r.targets:>8}{r.mean_ms:>10.1f}{r.p50_ms:>10.1f}{r.p95_ms:>10.1f}{r.fps:>8.1f}   {stages}"
+    return f"{r.backbone:<14}{r.mode:<10}{r.targets:>8}{r.mean_ms:>10.1f}{r.p50_ms:>10.1f}{r.p95_ms:>10.1f}{r.fps:>8.1f}  {r.backend:<12} {stages}"
 
 
 def load_frames(path: Path, count: int, size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:
@@ -134,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML config merged over the defaults")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--backends", nargs="+", choices=("torch", "onnxruntime"),
+                   help="network backends to compare (default: runtime.backend)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = default)")
     p.add_argument("--json", dest="json_path", help="also write the rows as JSON")
     return p
@@ -156,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"device {cfg.runtime.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
               f"{len(frames)} frames 640x480 from {args.frames}", file=sys.stderr)
         rows = run(cfg, [args.backbones[0]] if args.checkpoint else args.backbones, args.modes, args.targets,
-                   frames, args.iterations, args.warmup, args.checkpoint)
+                   frames, args.iterations, args.warmup, args.checkpoint, args.backends or ())
     except (SourceError, ConfigError, ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"cyclesiam-bench: error: {exc}", file=sys.stderr)
         return 2
