@@ -38,6 +38,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, model_cfg: ModelConfig, 
     from safetensors.torch import save_file
 
     p = Path(path)
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        model = model.module
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     _check_against_config(state, model_cfg, p, what="model to save")
     metadata = {

@@ -55,8 +55,10 @@ def test_overwrite_is_atomic_replace(saved, tmp_path):
     path, model, cfg = saved
     target = tmp_path / "sub" / "c.safetensors"
     save_checkpoint(target, model, cfg, {"round": 1})
-    save_checkpoint(target, model, cfg, {"round": 2})
-    assert read_checkpoint(target)[2]["provenance"] == {"round": 2}
+    # a DataParallel/DDP wrapper is unwrapped (no "module." prefix in the file)
+    save_checkpoint(target, torch.nn.DataParallel(model), cfg, {"round": 2})
+    state, _, meta = read_checkpoint(target)
+    assert meta["provenance"] == {"round": 2} and set(state) == set(model.state_dict())
 
 
 def test_refuses_torch_save_pickle(saved, tmp_path):
