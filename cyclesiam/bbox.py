@@ -11,12 +11,11 @@ the same kind; leading axes broadcast.
 
 from __future__ import annotations
 
-from typing import Sequence, TypeVar, Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
 
-Array = TypeVar("Array", np.ndarray, torch.Tensor)
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[float]]
 
 FORMATS = ("xywh", "cxcywh", "xyxy")
