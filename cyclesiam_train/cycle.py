@@ -1,0 +1,248 @@
+"""The forward-backward cycle (CycleSiam, DESIGN.md section 5), batched over samples.
+
+A sample is a short path of frames, t1 -> t2 (-> t3) -> ... -> t1, given as "canvas" crops:
+each frame is resampled by the data workers into a `canvas_size` square centred on the
+initial box of t1, at the scale of t1's search crop (canvas pixels = search-crop pixels of
+the initial target). Every later crop is cut from these canvases on the training device
+with `grid_sample`, so all samples hop together as tensors and a predicted box can be
+cropped differentiably.
+
+Hops: the template of hop h is cut around the box of frame path[h] (the initial box for
+t1, the predicted box otherwise); the search crop of path[h+1] is centred on that box
+(as the tracker does). Middle hops are inference: no gradient (unless
+`differentiable_hops`), best anchor decoded with the SiamRPN scale/ratio penalty, cosine
+window and size smoothing. The final hop searches t1 around the initial box shifted by up
+to `search_shift` crop pixels (and scaled by `search_scale_jitter`); only its output is
+compared with the initial target: L = cls_weight L_score + loc_weight L_box + mask_weight L_mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cyclesiam import bbox
+from cyclesiam.anchors import generate_anchors
+from cyclesiam.config import ModelConfig, TrackerConfig, TrainConfig
+from cyclesiam_train import labels as label_ops
+from cyclesiam_train import losses
+
+# keys of the batch dictionary produced by cyclesiam_train.data (collated)
+BATCH_KEYS = ("frames", "pad", "bounds", "box", "mask", "scale", "shift", "jitter")
+
+
+def cycle_path(cycle_length: int, cycle_return: str = "retrace") -> list[int]:
+    """Frame indices visited by the cycle: 2 -> [0, 1, 0]; 3 -> [0, 1, 2, 1, 0] (retrace) or [0, 1, 2, 0] (direct)."""
+    if cycle_length < 2:
+        raise ValueError(f"cycle_length must be >= 2, got {cycle_length}")
+    forward = list(range(cycle_length))
+    if cycle_return == "retrace":
+        return forward + forward[-2::-1]
+    if cycle_return == "direct":
+        return forward + [0]
+    raise ValueError(f"cycle_return must be 'retrace' or 'direct', got {cycle_return!r}")
+
+
+def crop_batch(images: torch.Tensor, pad: torch.Tensor, centers: torch.Tensor, sides: torch.Tensor,
+               out_size: int) -> torch.Tensor:
+    """Square crops [B, C, out, out] of `images` [B, C, H, W] (differentiable in images, centers, sides).
+
+    Same geometry as `cyclesiam.crop.crop_window` (continuous pixel coordinates, bilinear): output
+    pixel u samples the image at cx - side/2 + (u + 0.5) * side / out. Outside the image: `pad` [B, C].
+    """
+    b, _, h, w = images.shape
+    theta = images.new_zeros((b, 2, 3))
+    theta[:, 0, 0] = sides / w
+    theta[:, 0, 2] = 2.0 * centers[:, 0] / w - 1.0
+    theta[:, 1, 1] = sides / h
+    theta[:, 1, 2] = 2.0 * centers[:, 1] / h - 1.0
+    grid = F.affine_grid(theta, [b, 1, out_size, out_size], align_corners=False)
+    shifted = images - pad[:, :, None, None]
+    out = F.grid_sample(shifted, grid.to(images.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out + pad[:, :, None, None]
+
+
+def context_side(sizes: torch.Tensor, context: float) -> torch.Tensor:
+    """Template window side sqrt((w+p)(h+p)), p = context (w + h), for sizes [B, 2] -> [B]."""
+    p = context * sizes.sum(dim=1)
+    return torch.sqrt((sizes[:, 0] + p) * (sizes[:, 1] + p))
+
+
+@dataclass
+class CycleOutput:
+    loss: torch.Tensor  # scalar, weighted total
+    parts: dict[str, torch.Tensor]  # detached scalars: loss, cls, loc, mask, iou (final-hop best box vs target), pos
+
+
+class CycleModel(nn.Module):
+    """Wraps a SiameseNet; `forward(batch, label_seed)` runs the whole cycle and returns the loss.
+
+    One module call per step, so DistributedDataParallel sees one forward and one backward.
+    """
+
+    def __init__(self, net: nn.Module, model_cfg: ModelConfig, tracker_cfg: TrackerConfig, train_cfg: TrainConfig):
+        super().__init__()
+        self.net = net
+        self.model_cfg = model_cfg
+        self.tracker_cfg = tracker_cfg
+        self.train_cfg = train_cfg
+        self.path = cycle_path(train_cfg.cycle_length, train_cfg.cycle_return)
+        self._anchor_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # -- helpers -------------------------------------------------------------------------
+    def _anchors(self, r: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Anchors [A, 4] and the cosine window [A] of an R x R map (cached)."""
+        if r not in self._anchor_cache:
+            anchors = torch.from_numpy(generate_anchors(self.model_cfg.anchor, r))
+            hann = np.outer(np.hanning(r), np.hanning(r)).astype(np.float32).reshape(-1)
+            window = torch.from_numpy(np.tile(hann, self.model_cfg.anchor.num_anchors))
+            self._anchor_cache[r] = (anchors, window)
+        anchors, window = self._anchor_cache[r]
+        return anchors.to(device), window.to(device)
+
+    def _hop(self, z_img: torch.Tensor, z_pad: torch.Tensor, center: torch.Tensor, size: torch.Tensor,
+             x_img: torch.Tensor, x_pad: torch.Tensor, x_center: torch.Tensor, x_side: torch.Tensor):
+        """Template around (center, size) in z_img, search window (x_center, x_side) in x_img -> net outputs."""
+        mc = self.model_cfg
+        z_side = context_side(size, self.tracker_cfg.context_amount)
+        z = crop_batch(z_img, z_pad, center, z_side, mc.template_size)
+        x = crop_batch(x_img, x_pad, x_center, x_side, mc.search_size)
+        zf = self.net.template(z)
+        return self.net.track(zf, x)
+
+    def decode_best(self, cls: torch.Tensor, loc: torch.Tensor, center: torch.Tensor, size: torch.Tensor,
+                    x_side: torch.Tensor, bounds: torch.Tensor, min_size: torch.Tensor,
+                    window_influence: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """SiamRPN post-processing, batched: best anchor -> new (center [B,2], size [B,2]) in canvas px, score [B].
+
+        Penalty exp(-(r_c s_c - 1) k), cosine window blend, size smoothing lr * penalty * score, clipped
+        to the image bounds (x1, y1, x2, y2) and a minimum size. Differentiable in cls/loc (except argmax).
+        """
+        tc = self.tracker_cfg
+        k = self.model_cfg.anchor.num_anchors
+        r = cls.shape[-1]
+        anchors, window = self._anchors(r, cls.device)
+        score = losses.flatten_cls(cls, k).exp()[..., 1]  # [B, A]
+        pred = bbox.decode(losses.flatten_loc(loc, k), anchors[None])  # [B, A, 4] crop px, rel. centre
+        scale = self.model_cfg.search_size / x_side  # crop px per canvas px, [B]
+        tgt = size * scale[:, None]  # previous size in crop px
+
+        def change(ratio: torch.Tensor) -> torch.Tensor:
+            return torch.maximum(ratio, 1.0 / ratio)
+
+        def sz(w: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+            p = (w + h) * 0.5
+            return torch.sqrt((w + p) * (h + p))
+
+        pw, ph = pred[..., 2].clamp(min=1e-3), pred[..., 3].clamp(min=1e-3)
+        s_c = change(sz(pw, ph) / sz(tgt[:, 0:1], tgt[:, 1:2]))
+        r_c = change((tgt[:, 0:1] / tgt[:, 1:2]) / (pw / ph))
+        penalty = torch.exp(-(r_c * s_c - 1.0) * tc.penalty_k)
+        wi = tc.window_influence if window_influence is None else window_influence
+        pscore = penalty * score * (1.0 - wi) + window[None] * wi
+        best = pscore.argmax(dim=1)
+        idx = best[:, None]
+        box = pred.gather(1, idx[:, :, None].expand(-1, 1, 4))[:, 0] / scale[:, None]
+        lr = (penalty.gather(1, idx) * score.gather(1, idx))[:, 0] * tc.lr
+        new_center = center + box[:, :2]
+        new_size = size * (1.0 - lr[:, None]) + box[:, 2:] * lr[:, None]
+        lo, hi = bounds[:, :2], bounds[:, 2:]
+        new_center = torch.maximum(torch.minimum(new_center, hi), lo)
+        new_size = torch.maximum(torch.minimum(new_size, hi - lo), min_size[:, None].expand_as(new_size))
+        return new_center, new_size, score.gather(1, idx)[:, 0]
+
+    # -- the cycle -----------------------------------------------------------------------
+    def forward(self, batch: dict[str, torch.Tensor], label_seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the cycle; returns (loss, stats[6] = loss, cls, loc, mask, iou, positives) for logging."""
+        out = self.run(batch, label_seed)
+        p = out.parts
+        stats = torch.stack([p["loss"], p["cls"], p["loc"], p["mask"], p["iou"], p["pos"]])
+        return out.loss, stats
+
+    def run(self, batch: dict[str, torch.Tensor], label_seed: int = 0) -> CycleOutput:
+        tc, mc = self.train_cfg, self.model_cfg
+        frames = batch["frames"]  # [B, F, 3, C, C] uint8 or float
+        pad = batch["pad"].float()  # [B, F, 3]
+        bounds = batch["bounds"].float()  # [B, F, 4]
+        init = batch["box"].float()  # [B, 4] cx, cy, w, h canvas px (frame 0)
+        scale_img = batch["scale"].float()  # [B] canvas px per image px
+        min_size = self.tracker_cfg.min_size * scale_img  # canvas px
+        ratio = mc.search_size / mc.template_size
+
+        def frame(f: int) -> torch.Tensor:
+            return frames[:, f].float()
+
+        center, size = init[:, :2], init[:, 2:]
+        path = self.path
+        diff = tc.differentiable_hops
+        # middle hops: inference
+        for h in range(len(path) - 2):
+            a, b = path[h], path[h + 1]
+            with torch.set_grad_enabled(diff and torch.is_grad_enabled()):
+                x_side = context_side(size, self.tracker_cfg.context_amount) * ratio
+                cls, loc, _ = self._hop(frame(a), pad[:, a], center, size, frame(b), pad[:, b], center, x_side)
+                center, size, _ = self.decode_best(cls, loc, center, size, x_side, bounds[:, b], min_size)
+            if not diff:
+                center, size = center.detach(), size.detach()
+        # final hop: template from the last middle frame, search t1 around the shifted initial box
+        a, b = path[-2], path[-1]
+        side0 = context_side(init[:, 2:], self.tracker_cfg.context_amount) * ratio * batch["jitter"].float()
+        crop_scale = mc.search_size / side0  # crop px per canvas px
+        x_center = init[:, :2] - batch["shift"].float() / crop_scale[:, None]
+        cls, loc, feat = self._hop(frame(a), pad[:, a], center, size, frame(b), pad[:, b], x_center, side0)
+        # the target in search-crop coordinates (relative to the crop centre)
+        target = torch.cat([(init[:, :2] - x_center) * crop_scale[:, None], init[:, 2:] * crop_scale[:, None]], dim=1)
+        return self._loss(cls, loc, feat, target, batch["mask"], x_center, side0, label_seed)
+
+    def _loss(self, cls: torch.Tensor, loc: torch.Tensor, feat: torch.Tensor, target: torch.Tensor,
+              mask: torch.Tensor, x_center: torch.Tensor, x_side: torch.Tensor, label_seed: int) -> CycleOutput:
+        tc, mc = self.train_cfg, self.model_cfg
+        k = mc.anchor.num_anchors
+        r = cls.shape[-1]
+        anchors, _ = self._anchors(r, cls.device)
+        gen = torch.Generator().manual_seed(int(label_seed))
+        lab = label_ops.assign_labels(anchors, target.detach(), tc.positive_iou, tc.negative_iou, tc.max_positives,
+                                      tc.max_anchors, tc.negative_weight, generator=gen)
+        l_cls = losses.score_loss(cls, lab.labels, lab.weights, k)
+        l_loc = losses.box_loss(loc, lab.deltas, lab.labels, k, beta=tc.smooth_l1_beta)
+        l_mask = cls.new_zeros(()).float()
+        positions = lab.positive_positions(k)  # [B, R*R]
+        if tc.mask_weight > 0 and mc.mask and positions.any():
+            b_idx, flat = positions.nonzero(as_tuple=True)
+            i, j = flat // r, flat % r
+            vectors = feat[b_idx, :, i, j]  # [N, F]
+            logits = self.net.mask(vectors)
+            search_mask = self._search_mask(mask, x_center, x_side)
+            rows, cols = losses.window_origins(i, j, r, mc.search_size, mc.anchor.stride, mc.template_size)
+            windows = losses.mask_windows(search_mask, b_idx, rows, cols, mc.anchor.stride, mc.template_size)
+            l_mask = losses.mask_loss(logits, windows)
+        total = tc.cls_weight * l_cls + tc.loc_weight * l_loc + tc.mask_weight * l_mask
+        with torch.no_grad():
+            iou = self._final_iou(cls, loc, target)
+        parts = {"loss": total.detach().float(), "cls": l_cls.detach().float(), "loc": l_loc.detach().float(),
+                 "mask": l_mask.detach().float(), "iou": iou,
+                 "pos": (lab.labels == label_ops.POSITIVE).sum(dim=1).float().mean()}
+        return CycleOutput(loss=total, parts=parts)
+
+    def _search_mask(self, mask: torch.Tensor, x_center: torch.Tensor, x_side: torch.Tensor) -> torch.Tensor:
+        """The t1 target mask [B, C, C] (canvas) resampled into the final search crop, binarised -> [B, S, S]."""
+        m = mask.float()
+        if m.max() > 1.0:
+            m = m / 255.0
+        zero = m.new_zeros((m.shape[0], 1))
+        crop = crop_batch(m[:, None], zero, x_center.detach(), x_side.detach(), self.model_cfg.search_size)
+        return (crop[:, 0] >= 0.5).float()
+
+    def _final_iou(self, cls: torch.Tensor, loc: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean IoU of the highest-scoring anchor's box (no penalty/window) with the target."""
+        k = self.model_cfg.anchor.num_anchors
+        anchors, _ = self._anchors(cls.shape[-1], cls.device)
+        score = losses.flatten_cls(cls.detach(), k)[..., 1]
+        pred = bbox.decode(losses.flatten_loc(loc.detach(), k), anchors[None])
+        best = score.argmax(dim=1)
+        box = pred[torch.arange(pred.shape[0], device=pred.device), best]
+        return bbox.iou(box, target.detach(), "cxcywh").float().mean()

@@ -1,0 +1,338 @@
+"""Initial targets of the training clips (the only "label" of cycle training).
+
+Three sources (`train.seeds.source`):
+  file   - a YAML seeds file: a list (or {seeds: [...]}) of entries
+             {bag: PATH, topic: T, stamp: SECONDS | {sec, nanosec} | NANOSECONDS_INT, box: [x, y, w, h],
+              mask: optional image path (relative to the seeds file; non-zero = object)}
+           `frame: N` may replace `stamp` (the N-th frame of the stream; handy for videos/folders).
+  topic  - a vision_msgs/Detection2DArray topic recorded in the bag: every detection becomes a seed at
+           the image frame whose stamp matches the detection header stamp (within stamp_tolerance).
+  random - label-free boxes drawn per sample (UDT-style): side a fraction of the shorter image
+           side, log-uniform aspect ratio; of `random_candidates` draws the most textured one is kept.
+
+vision_msgs is registered in the rosbags typestore from its message definitions (DESIGN.md section 4),
+so bags written without embedded definitions (SQLite3) still decode.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+import yaml
+
+from cyclesiam.config import SeedConfig
+
+# vision_msgs 4.x (Jazzy), field lists exactly as upstream (DESIGN.md section 4)
+VISION_MSGS_DEFS: dict[str, str] = {
+    "vision_msgs/msg/Point2D": "float64 x\nfloat64 y\n",
+    "vision_msgs/msg/Pose2D": "vision_msgs/Point2D position\nfloat64 theta\n",
+    "vision_msgs/msg/BoundingBox2D": "vision_msgs/Pose2D center\nfloat64 size_x\nfloat64 size_y\n",
+    "vision_msgs/msg/ObjectHypothesis": "string class_id\nfloat64 score\n",
+    "vision_msgs/msg/ObjectHypothesisWithPose": (
+        "vision_msgs/ObjectHypothesis hypothesis\ngeometry_msgs/PoseWithCovariance pose\n"),
+    "vision_msgs/msg/Detection2D": (
+        "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\n"
+        "vision_msgs/BoundingBox2D bbox\nstring id\n"),
+    "vision_msgs/msg/Detection2DArray": "std_msgs/Header header\nvision_msgs/Detection2D[] detections\n",
+}
+DETECTION_ARRAY = "vision_msgs/msg/Detection2DArray"
+
+
+class SeedError(ValueError):
+    """A seeds file, seed entry or seed topic is invalid; the message names the file/entry."""
+
+
+@dataclass(frozen=True)
+class SeedSpec:
+    """One seed as written by the user (not yet matched to a frame)."""
+
+    bag: str
+    topic: str
+    box: tuple[float, float, float, float]  # x, y, w, h in image pixels
+    stamp_ns: int | None = None
+    frame: int | None = None
+    mask: str = ""  # absolute path of a mask image, "" = derive from the box
+    origin: str = ""  # "seeds.yaml entry 3" / "topic /dets message 12" for error messages
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A seed matched to a frame of a stream (index into the training streams)."""
+
+    stream: int
+    frame: int
+    box: tuple[float, float, float, float]
+    mask: str = ""
+
+
+def vision_msgs_typestore(store: Any = None) -> Any:
+    """A rosbags typestore (default: ROS 2 Jazzy) with the vision_msgs types registered."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    store = store if store is not None else get_typestore(Stores.ROS2_JAZZY)
+    missing = {k: v for k, v in VISION_MSGS_DEFS.items() if k not in store.types}
+    types: dict[str, Any] = {}
+    for name, text in missing.items():
+        types.update(get_types_from_msg(text, name))
+    if types:
+        store.register(types)
+    return store
+
+
+# -- seeds file ----------------------------------------------------------------------------
+def parse_stamp(value: Any, where: str) -> int:
+    """Seconds (float), nanoseconds (int > 1e12) or {sec, nanosec} -> integer nanoseconds."""
+    if isinstance(value, dict):
+        try:
+            return int(value["sec"]) * 1_000_000_000 + int(value.get("nanosec", 0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SeedError(f"{where}: stamp mapping needs integer 'sec' (and 'nanosec'), got {value!r}") from exc
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        raise SeedError(f"{where}: stamp must be seconds, nanoseconds or {{sec, nanosec}}, got {value!r}")
+    if isinstance(value, int) and abs(value) > 10**12:
+        return int(value)
+    return int(round(float(value) * 1e9))
+
+
+def parse_box(value: Any, where: str) -> tuple[float, float, float, float]:
+    """[x, y, w, h] with finite values and positive size."""
+    if not isinstance(value, (list, tuple)) or len(value) != 4:
+        raise SeedError(f"{where}: box must be [x, y, w, h], got {value!r}")
+    try:
+        box = tuple(float(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise SeedError(f"{where}: box values must be numbers, got {value!r}") from exc
+    if not all(math.isfinite(v) for v in box) or box[2] <= 0 or box[3] <= 0:
+        raise SeedError(f"{where}: box must be finite with positive width and height, got {value!r}")
+    return box  # type: ignore[return-value]
+
+
+def load_seed_file(path: str | Path) -> list[SeedSpec]:
+    """Parse a seeds YAML file; relative bag/mask paths are relative to the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SeedError(f"seeds file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise SeedError(f"{p}: not valid YAML: {exc}") from exc
+    if isinstance(data, dict):
+        data = data.get("seeds")
+    if not isinstance(data, list) or not data:
+        raise SeedError(f"{p}: expected a non-empty list of seeds (or a mapping with key 'seeds')")
+    base = p.resolve().parent
+    specs = []
+    for n, entry in enumerate(data):
+        where = f"{p} entry {n}"
+        if not isinstance(entry, dict):
+            raise SeedError(f"{where}: must be a mapping, got {entry!r}")
+        unknown = set(entry) - {"bag", "topic", "stamp", "frame", "box", "mask"}
+        if unknown:
+            raise SeedError(f"{where}: unknown key(s) {sorted(unknown)}")
+        if "bag" not in entry or "box" not in entry:
+            raise SeedError(f"{where}: needs 'bag' and 'box'")
+        if ("stamp" in entry) == ("frame" in entry):
+            raise SeedError(f"{where}: give exactly one of 'stamp' or 'frame'")
+        frame = None
+        if "frame" in entry:
+            if isinstance(entry["frame"], bool) or not isinstance(entry["frame"], int) or entry["frame"] < 0:
+                raise SeedError(f"{where}: frame must be a non-negative integer, got {entry['frame']!r}")
+            frame = int(entry["frame"])
+        mask = ""
+        if entry.get("mask"):
+            mask = str((base / str(entry["mask"])).resolve())
+            if not Path(mask).is_file():
+                raise SeedError(f"{where}: mask file not found: {mask}")
+        specs.append(SeedSpec(
+            bag=str((base / str(entry["bag"])).resolve()),
+            topic=str(entry.get("topic") or ""),
+            box=parse_box(entry["box"], where),
+            stamp_ns=parse_stamp(entry["stamp"], where) if "stamp" in entry else None,
+            frame=frame, mask=mask, origin=where))
+    return specs
+
+
+def write_seed_file(path: str | Path, seeds: Sequence[dict[str, Any]]) -> Path:
+    """Write a seeds YAML file (the format `load_seed_file` reads)."""
+    p = Path(path)
+    p.write_text(yaml.safe_dump({"seeds": list(seeds)}, sort_keys=False))
+    return p
+
+
+# -- recorded Detection2DArray topic -------------------------------------------------------
+def read_detection_topic(bag: str | Path, topic: str, image_topic: str = "") -> list[SeedSpec]:
+    """Every detection of a recorded vision_msgs/Detection2DArray topic -> SeedSpec (stamp = header stamp)."""
+    from rosbags.highlevel import AnyReader
+
+    bag = Path(bag)
+    try:
+        reader = AnyReader([bag], default_typestore=vision_msgs_typestore())
+        reader.open()
+    except Exception as exc:  # rosbags raises several types for unreadable bags
+        raise SeedError(f"{bag}: cannot read bag for seed topic {topic!r}: {exc}") from exc
+    try:
+        conns = [c for c in reader.connections if c.topic == topic]
+        if not conns:
+            topics = sorted({c.topic for c in reader.connections})
+            raise SeedError(f"{bag}: seed topic {topic!r} not found; topics: {topics}")
+        bad = [c.msgtype for c in conns if c.msgtype != DETECTION_ARRAY]
+        if bad:
+            raise SeedError(f"{bag}: seed topic {topic!r} has type {bad[0]}, expected {DETECTION_ARRAY}")
+        specs = []
+        for n, (conn, _t, raw) in enumerate(reader.messages(connections=conns)):
+            msg = reader.deserialize(raw, conn.msgtype)
+            for d, det in enumerate(msg.detections):
+                stamp = det.header.stamp if (det.header.stamp.sec or det.header.stamp.nanosec) else msg.header.stamp
+                w, h = float(det.bbox.size_x), float(det.bbox.size_y)
+                cx, cy = float(det.bbox.center.position.x), float(det.bbox.center.position.y)
+                where = f"{bag} topic {topic} message {n} detection {d}"
+                try:
+                    box = parse_box([cx - w / 2, cy - h / 2, w, h], where)
+                except SeedError:
+                    continue  # degenerate detections are skipped, not fatal
+                specs.append(SeedSpec(bag=str(bag), topic=image_topic, box=box,
+                                      stamp_ns=int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec), origin=where))
+        if not specs:
+            raise SeedError(f"{bag}: seed topic {topic!r} holds no usable detections")
+        return specs
+    finally:
+        reader.close()
+
+
+# -- matching seeds to frames --------------------------------------------------------------
+def match_stamp(stamps: np.ndarray, stamp_ns: int, tolerance_s: float) -> int | None:
+    """Index of the stamp nearest to `stamp_ns` (sorted or not) if within the tolerance, else None."""
+    if len(stamps) == 0:
+        return None
+    diff = np.abs(stamps.astype(np.int64) - np.int64(stamp_ns))
+    i = int(np.argmin(diff))
+    return i if diff[i] <= tolerance_s * 1e9 else None
+
+
+def resolve_seeds(specs: Sequence[SeedSpec], streams: Sequence[Any], tolerance_s: float) -> list[Seed]:
+    """Match seed specs to (stream, frame). `streams` have .path, .topic, .num_frames, .stamps (ns array).
+
+    A seed whose stream is not among the training streams, or whose stamp matches no frame, is an error
+    naming the seed: silently dropping the user's labels would be worse.
+    """
+    out = []
+    for spec in specs:
+        cands = [k for k, s in enumerate(streams)
+                 if _same_path(s.path, spec.bag) and (not spec.topic or s.topic == spec.topic)]
+        if not cands:
+            known = sorted({f"{s.path} {s.topic}".strip() for s in streams})
+            raise SeedError(f"{spec.origin}: no training stream for bag {spec.bag!r} topic {spec.topic!r}; "
+                            f"streams: {known}")
+        if len(cands) > 1:
+            topics = [streams[k].topic for k in cands]
+            raise SeedError(f"{spec.origin}: bag {spec.bag} has several image topics {topics}: "
+                            f"name one (seed 'topic', or seeds.image_topic for a detection topic)")
+        k = cands[0]
+        s = streams[k]
+        if spec.frame is not None:
+            if spec.frame >= s.num_frames:
+                raise SeedError(f"{spec.origin}: frame {spec.frame} out of range ({s.num_frames} frames)")
+            frame = spec.frame
+        else:
+            if s.stamps is None:
+                raise SeedError(f"{spec.origin}: {s.path} has no timestamps ({s.kind}); give 'frame: N' instead of 'stamp'")
+            found = match_stamp(np.asarray(s.stamps), int(spec.stamp_ns or 0), tolerance_s)
+            if found is None:
+                raise SeedError(f"{spec.origin}: no frame of {s.path} {s.topic} within {tolerance_s}s of "
+                                f"stamp {int(spec.stamp_ns or 0) / 1e9:.9f}")
+            frame = found
+        out.append(Seed(stream=k, frame=frame, box=spec.box, mask=spec.mask))
+    return out
+
+
+def _same_path(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return a == b
+
+
+# -- label-free random boxes ---------------------------------------------------------------
+def texture_map(image: np.ndarray, max_side: int = 160) -> tuple[np.ndarray, float]:
+    """Integral image of the gradient magnitude on a downscaled grey copy -> (integral, downscale factor)."""
+    grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    f = min(1.0, max_side / max(grey.shape[:2]))
+    small = cv2.resize(grey, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1.0 else grey
+    small = small.astype(np.float32)
+    gx = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3)
+    return cv2.integral(np.sqrt(gx * gx + gy * gy)), f
+
+
+def random_box(image: np.ndarray, rng: np.random.Generator, cfg: SeedConfig) -> tuple[float, float, float, float]:
+    """A label-free box (x, y, w, h) inside the image; the most textured of `cfg.random_candidates` draws."""
+    h_img, w_img = image.shape[:2]
+    short = min(h_img, w_img)
+    n = max(1, int(cfg.random_candidates))
+    side = rng.uniform(cfg.random_min_size, cfg.random_max_size, n) * short
+    log_a = math.log(max(1.0, cfg.random_max_aspect))
+    aspect = np.exp(rng.uniform(-log_a, log_a, n))  # w / h
+    w = np.minimum(side * np.sqrt(aspect), w_img - 1.0)
+    h = np.minimum(side / np.sqrt(aspect), h_img - 1.0)
+    x = rng.uniform(0, 1, n) * (w_img - w)
+    y = rng.uniform(0, 1, n) * (h_img - h)
+    best = 0
+    if n > 1:
+        integral, f = texture_map(image)
+        x0, y0 = np.floor(x * f).astype(int), np.floor(y * f).astype(int)
+        x1 = np.maximum(np.ceil((x + w) * f).astype(int), x0 + 1)
+        y1 = np.maximum(np.ceil((y + h) * f).astype(int), y0 + 1)
+        lim_y, lim_x = integral.shape[0] - 1, integral.shape[1] - 1
+        x1, y1 = np.minimum(x1, lim_x), np.minimum(y1, lim_y)
+        total = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+        best = int(np.argmax(total / np.maximum((x1 - x0) * (y1 - y0), 1)))
+    return float(x[best]), float(y[best]), float(w[best]), float(h[best])
+
+
+def box_mask(height: int, width: int, box_cxcywh: Sequence[float], kind: str = "ellipse") -> np.ndarray:
+    """uint8 {0, 1} mask of a box (cx, cy, w, h) in continuous pixel coordinates: inscribed ellipse or rectangle.
+
+    Ellipse by default: for compact objects the inscribed ellipse overlaps the silhouette better than
+    the full box (whose corners are mostly background), so the mask head learns object-like blobs.
+    """
+    cx, cy, w, h = (float(v) for v in box_cxcywh)
+    ys = np.arange(height, dtype=np.float32)[:, None] + 0.5
+    xs = np.arange(width, dtype=np.float32)[None, :] + 0.5
+    dx, dy = (xs - cx) / max(w / 2, 1e-6), (ys - cy) / max(h / 2, 1e-6)
+    if kind == "ellipse":
+        return (dx * dx + dy * dy <= 1.0).astype(np.uint8)
+    if kind == "rectangle":
+        return ((np.abs(dx) <= 1.0) & (np.abs(dy) <= 1.0)).astype(np.uint8)
+    raise ValueError(f"box_mask kind must be 'ellipse' or 'rectangle', got {kind!r}")
+
+
+def build_seeds(cfg: SeedConfig, streams: Sequence[Any]) -> tuple[list[Seed] | None, str]:
+    """Seeds for `cfg.source` matched to the training streams -> (seeds or None for random, description)."""
+    if cfg.source == "random":
+        return None, "random"
+    if cfg.source == "file":
+        if not cfg.file:
+            raise SeedError("seeds.source is 'file' but seeds.file is empty (use --seeds FILE)")
+        return resolve_seeds(load_seed_file(cfg.file), streams, cfg.stamp_tolerance), f"file {cfg.file}"
+    if cfg.source == "topic":
+        if not cfg.topic:
+            raise SeedError("seeds.source is 'topic' but seeds.topic is empty (use --seed-topic TOPIC)")
+        bags = sorted({s.path for s in streams if getattr(s, "kind", "") == "bag"})
+        if not bags:
+            raise SeedError(f"seed topic {cfg.topic!r} needs bags, but the training data has none")
+        specs: list[SeedSpec] = []
+        errors = []
+        for bag in bags:
+            try:
+                specs.extend(read_detection_topic(bag, cfg.topic, cfg.image_topic))
+            except SeedError as exc:
+                errors.append(str(exc))
+        if not specs:
+            raise SeedError("; ".join(errors))
+        return resolve_seeds(specs, streams, cfg.stamp_tolerance), f"topic {cfg.topic} ({len(bags) - len(errors)} bag(s))"
+    raise SeedError(f"seeds.source must be random, file or topic, got {cfg.source!r}")
