@@ -86,13 +86,19 @@ def discover_streams(paths: Sequence[str | Path], topics: Sequence[str] = ()) ->
             raise DataError(f"{p}: not found")
         size = path_size(p)
         if is_bag(p):
-            available = [t.topic for t in list_image_topics(p)]
+            listing = list_image_topics(p)
+            available = [t.topic for t in listing]
             if not available:
                 raise DataError(f"{p}: no sensor_msgs/Image or CompressedImage topics in this bag")
-            chosen = [t for t in available if t in wanted] if wanted else available
-            if not chosen:
-                raise DataError(f"{p}: none of the requested topics {wanted} is an image topic here; "
-                                f"image topics: {available}")
+            if wanted:
+                chosen = [t for t in available if t in wanted]
+                if not chosen:
+                    raise DataError(f"{p}: none of the requested topics {wanted} is an image topic here; "
+                                    f"image topics: {available}")
+            else:  # every image topic that has frames; empty ones are skipped (named when all are empty)
+                chosen = [t.topic for t in listing if t.count > 0]
+                if not chosen:
+                    raise DataError(f"{p}: zero frames: every image topic is empty ({available})")
             for topic in chosen:
                 src = BagSource(p, topic)
                 streams.append(Stream(str(p), topic, "bag", src, len(src), np.asarray(src.stamps), size))
