@@ -187,12 +187,19 @@ def postprocess(
     wi = np.broadcast_to(np.asarray(window_influence, dtype=np.float64), scale_z.shape)[:, None]
     rows = np.arange(scores.shape[0])
 
+    # a diverged network (NaN/inf outputs, e.g. exp overflow of the size offsets) must not
+    # poison the state: such candidates are never chosen; a target with none valid is held
+    valid = np.isfinite(scores) & np.isfinite(boxes).all(axis=-1) & (boxes[..., 2] > 0) & (boxes[..., 3] > 0)
+    scores = np.where(valid, scores, 0.0)
+    boxes = np.where(valid[..., None], boxes, 1.0)
+
     pw, ph = boxes[..., 2], boxes[..., 3]  # [B, N]
     tw, th = (sizes * scale_z[:, None]).T  # current size at crop scale, [B] each
     s_c = _change(_context_size(pw, ph, cfg.context_amount) / _context_size(tw, th, cfg.context_amount)[:, None])
     r_c = _change((tw / th)[:, None] / (pw / ph))
     penalty = np.exp(-(r_c * s_c - 1.0) * cfg.penalty_k)
     pscore = penalty * scores * (1.0 - wi) + window[None, :] * wi
+    pscore = np.where(valid, pscore, -np.inf)
     best = np.argmax(pscore, axis=1)
 
     box = boxes[rows, best] / scale_z[:, None]  # image pixels
@@ -201,6 +208,8 @@ def postprocess(
     lr = (best_penalty * best_score * cfg.lr)[:, None]
     center = centers + box[:, :2]
     size = sizes * (1.0 - lr) + box[:, 2:] * lr
+    held = ~valid[rows, best]
+    center[held], size[held], best_score[held], best_penalty[held] = centers[held], sizes[held], 0.0, 0.0
 
     height, width = float(image_shape[0]), float(image_shape[1])
     center[:, 0] = np.clip(center[:, 0], 0.0, width)

@@ -159,3 +159,21 @@ def test_invalid_boxes_are_rejected_with_a_clear_message(box, message):
 
 def test_partly_outside_box_is_clipped():
     assert validate_box((-10, 470, 30, 20), IMAGE) == (0.0, 470.0, 20.0, 10.0)
+
+
+def test_diverged_outputs_are_never_chosen_and_never_poison_the_state():
+    cls, loc, _ = _maps([], batch=2)
+    # target 0: the strongest peak has an overflowing size offset and another is NaN
+    cls[0, K + 2, 12, 12] = 9.0
+    loc[0, 2 * K + 2, 12, 12] = 500.0  # exp overflows to inf
+    cls[0, K + 1, 12, 13] = float("nan")
+    cls[0, K + 2, 12, 14] = 5.0
+    # target 1: every output NaN
+    cls[1] = float("nan")
+    centers, sizes = np.array([[300.0, 200.0], [100.0, 100.0]]), np.array([[64.0, 64.0], [50.0, 40.0]])
+    post = _run(cls, loc, centers, sizes, np.array([1.0, 1.0]), TrackerConfig())
+    assert post.best[0] == _index(2, 12, 14)
+    assert np.isfinite(post.center).all() and np.isfinite(post.size).all() and np.isfinite(post.score).all()
+    np.testing.assert_allclose(post.center[1], centers[1])  # held
+    np.testing.assert_allclose(post.size[1], sizes[1])
+    assert post.score[1] == 0.0
