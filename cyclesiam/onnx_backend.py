@@ -540,6 +540,9 @@ class OnnxBackend:
         if self.threads > 0:
             opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
+        # no busy-waiting between ops: the tracker's own work (crops, post-processing, torch
+        # ops) and other processes share the cores; measured faster under load, equal when quiet
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         providers = [(p, _provider_options(p, path.parent, self.half)) for p in self.providers]
         try:
