@@ -69,6 +69,27 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
     return bool(t.item() > 0)
 
 
+def average_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Average the floating-point buffers (BatchNorm running statistics) over ranks, in one all-reduce.
+
+    Each rank updates running statistics from its own samples (and in the middle hops, which DDP does
+    not see); averaging after every step keeps all ranks' models identical and uses every rank's data.
+    """
+    if not info.enabled:
+        return
+    bufs = [b for b in module.buffers() if b.is_floating_point()]
+    if not bufs:
+        return
+    flat = torch.cat([b.detach().reshape(-1).float() for b in bufs])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= info.world
+    offset = 0
+    for b in bufs:
+        n = b.numel()
+        b.copy_(flat[offset:offset + n].view_as(b).to(b.dtype))
+        offset += n
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

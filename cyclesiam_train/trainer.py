@@ -247,6 +247,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        with torch.no_grad():
+            dist_mod.average_buffers(self.net, self.info)
         self.step += 1
         return dist_mod.all_mean(stats.detach(), self.info)
 

@@ -172,8 +172,15 @@ def test_two_process_ddp_on_cpu_gives_identical_weights(tmp_path, tiny_clip, lig
     # training happened (step 1 also trained the unfrozen backbone), and only rank 0 wrote the run files
     _t, meta = read_state(out)
     assert meta["step"] == 2 and meta["info"]["world_size"] == 2
-    init = {k[len("model."):]: v for k, v in _t.items() if k.startswith("model.")}
-    assert set(init) == set(r0)
+    saved = {k[len("model."):]: v for k, v in _t.items() if k.startswith("model.")}
+    assert set(saved) == set(r0) and all(torch.equal(saved[k], r0[k]) for k in r0)
+    from cyclesiam.config import ModelConfig
+    from cyclesiam.models.builder import build_model
+
+    torch.manual_seed(0)
+    init = build_model(ModelConfig(backbone="light")).state_dict()
+    changed = [k for k in r0 if r0[k].is_floating_point() and not torch.equal(init[k], r0[k])]
+    assert any(k.startswith("rpn.") for k in changed) and any(k.startswith("backbone.") for k in changed)
     assert len(_metrics(out)) == 2 and (out / "model.safetensors").is_file()
 
 
