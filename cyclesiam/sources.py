@@ -98,6 +98,9 @@ class VideoSource(FrameSource):
         self._last: tuple[int, np.ndarray] | None = None
         self._count: int | None = None
         first = self._read_at(0)
+        # Release the capture: a forked DataLoader worker that opens its own capture while
+        # the parent still holds one can hang inside FFmpeg.
+        self.close()
         if first is None:
             raise SourceError(f"{self.path}: cannot decode any frame (unsupported codec, corrupt, or zero frames)")
 
