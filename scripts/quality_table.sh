@@ -77,6 +77,7 @@ if [[ "${SKIP_BENCH:-0}" != 1 ]]; then
 fi
 
 # 6. table, merged JSON, plots
+NOTES+=(--note "load average at the end of the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs; all ms/fps numbers were measured under this load (compare speeds only between runs at similar load)")
 "$PY" "$ROOT/scripts/quality_table.py" --out "$OUT" --set "generated=$OUT/eval_generated" \
   --set "dev=$OUT/eval_dev" --speed-sequence mbt_cube "${BENCHARGS[@]}" "${NOTES[@]}"
 echo "quality_table: $OUT/table.md"
