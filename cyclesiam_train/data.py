@@ -285,8 +285,10 @@ class StepSampler(Sampler[int]):
 
 
 def worker_init(_worker_id: int) -> None:
-    """DataLoader workers: one thread each; Ctrl-C is handled by the main process (checkpoint, clean exit)."""
+    """DataLoader workers: one thread each. Ctrl-C (SIGINT) and a SIGTERM sent to the whole process
+    group are handled by the main process (finish the step, checkpoint, shut the workers down)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
 
