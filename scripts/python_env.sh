@@ -1,0 +1,10 @@
+# Sourced by scripts/test.sh and scripts/demo.sh after the bootstrap: the Python to use.
+# With a sourced ROS 2 distro (colcon world) that is the system python3 with the colcon
+# install overlay; otherwise the project's .venv.
+if [[ -n "${ROS_DISTRO:-}" && -z "${CYCLESIAM_FORCE_VENV:-}" ]]; then
+  # shellcheck disable=SC1091
+  source "$ROOT/install/setup.bash"
+  PY="$(command -v python3)"
+else
+  PY="$ROOT/.venv/bin/python"
+fi
