@@ -47,7 +47,8 @@ def main() -> int:
 
     import rclpy
 
-    from cyclesiam_ros.session import TrackerSession, stamp_ns, start_tracker_node, stop_process
+    from cyclesiam_ros.messages import stamp_ns
+    from cyclesiam_ros.session import TrackerSession, start_tracker_node, stop_process
 
     frames = [cv2.imread(p) for p in sorted(glob.glob(str(REPO / "data" / "mbt_cube" / "*.pgm")))]
     if not frames:
@@ -70,15 +71,10 @@ def main() -> int:
             assert reply.success, reply.message
             session.clear_received()
             count = int(rate * args.seconds)
-            sent = {}
             start = time.monotonic()
-            for i in range(count):
-                stamp = session.next_stamp(int(1e9 / rate))
-                sent[stamp] = time.monotonic()
-                session.publish_frame(frames[(i + 1) % len(frames)], stamp)
-                deadline = start + (i + 1) / rate
-                while time.monotonic() < deadline:
-                    session.executor.spin_once(timeout_sec=max(0.0, min(0.003, deadline - time.monotonic())))
+            burst = [frames[(i + 1) % len(frames)] for i in range(count)]
+            stamps = session.play(burst, rate, step_ns=int(1e9 / rate))
+            sent = {s: session.sent_at[s] for s in stamps}
             session.spin(2.5)
             rows.append(measure(rate, count, sent, session.received, time.monotonic() - start - 2.5, stamp_ns))
             session.remove_target("")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -54,8 +53,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def load_clip(path: Path, max_frames: int) -> list[np.ndarray]:
     frames = []
     with open_source(path) as source:
-        for item in source:
-            frame = item[-1] if isinstance(item, tuple) else item.image
+        for _index, _stamp, frame in source:
             frames.append(frame)
             if max_frames and len(frames) >= max_frames:
                 break
@@ -77,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(box) != 4:
         raise SystemExit("--box needs x,y,w,h")
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
     use_large_frame_profile(FASTDDS_PROFILE)
     os.environ.setdefault("ROS_HOME", tempfile.mkdtemp(prefix="cyclesiam_demo_"))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -85,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import rclpy
 
-    from cyclesiam_ros.session import TrackerSession, stamp_ns, start_tracker_node, stop_process
+    from cyclesiam_ros.messages import stamp_ns
+    from cyclesiam_ros.session import TrackerSession, start_tracker_node, stop_process
 
     node = start_tracker_node("/demo", "/demo/camera/image_raw", args.out / "node.log", args.params_file, node_params(args))
     rclpy.init()
@@ -100,21 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not reply.success:
             raise SystemExit(f"[demo] set_target failed: {reply.message}")
         print(f"[demo] node says: {reply.message}", flush=True)
-        sent_at: dict[int, float] = {}
-        stamps = [first]
         start = time.monotonic()
-        for i, frame in enumerate(frames[1:], start=1):
-            stamp = session.next_stamp()
-            sent_at[stamp] = time.monotonic()
-            session.publish_frame(frame, stamp)
-            stamps.append(stamp)
-            deadline = start + i / args.rate
-            while time.monotonic() < deadline:
-                session.executor.spin_once(timeout_sec=max(0.0, min(0.005, deadline - time.monotonic())))
+        stamps = [first] + session.play(frames[1:], args.rate)
         session.spin(1.5)
         wall = time.monotonic() - start
-        summary = summarise(session.received, stamps, sent_at, wall, box, stamp_ns)
-        write_outputs(args.out, frames, stamps, session.received, summary, box, stamp_ns)
+        status_by_stamp = {stamp_ns(s.header): s for s in session.received.status}
+        summary = summarise(session.received, status_by_stamp, stamps, session.sent_at, wall, box)
+        write_outputs(args.out, frames, stamps, session.received, status_by_stamp, summary, box, stamp_ns)
     finally:
         session.close()
         rclpy.shutdown()
@@ -125,8 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def summarise(received, stamps, sent_at, wall, box, stamp_ns) -> dict:
-    status_by_stamp = {stamp_ns(s.header): s for s in received.status}
+def summarise(received, status_by_stamp, stamps, sent_at, wall, box) -> dict:
     processed = [s for s in stamps if s in status_by_stamp]
     e2e = [
         (received.arrival[("status", s)] - sent_at[s]) * 1000.0
@@ -156,10 +147,9 @@ def summarise(received, stamps, sent_at, wall, box, stamp_ns) -> dict:
     }
 
 
-def write_outputs(out: Path, frames, stamps, received, summary: dict, box, stamp_ns) -> None:
+def write_outputs(out: Path, frames, stamps, received, status_by_stamp, summary: dict, box, stamp_ns) -> None:
     from cyclesiam.tracker import TrackResult
 
-    status_by_stamp = {stamp_ns(s.header): s for s in received.status}
     masks_by_stamp = {stamp_ns(m.header): m for m in received.masks}
     annotated, per_frame = [], []
     last = None

@@ -85,10 +85,11 @@ def mask_from_msg(msg, width: int, height: int) -> np.ndarray | None:
 
 def fill_image_msg(msg, array: np.ndarray, header, encoding: str):
     """Fill a sensor_msgs/Image from a uint8 HxW (mono8) or HxWx3 (bgr8) array."""
+    array = np.ascontiguousarray(array)
     msg.header = header
     msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
     msg.encoding = encoding
     msg.is_bigendian = 0
-    msg.step = int(array.strides[0]) if array.flags.c_contiguous else int(array.shape[1] * (array.shape[2] if array.ndim == 3 else 1))
-    msg.data = np.ascontiguousarray(array).tobytes()
+    msg.step = int(array.strides[0])
+    msg.data = array.tobytes()
     return msg

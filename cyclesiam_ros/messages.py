@@ -15,6 +15,11 @@ from cyclesiam_ros.msg import TrackStatus, TrackStatusArray
 STATE_CODES = {"tracking": TrackStatus.TRACKING, "lost": TrackStatus.LOST}
 
 
+def stamp_ns(header) -> int:
+    """A std_msgs/Header stamp as integer nanoseconds."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
 def bbox_msg(x: float, y: float, w: float, h: float) -> BoundingBox2D:
     box = BoundingBox2D()
     box.center.position.x = float(x + w / 2.0)

@@ -16,6 +16,8 @@ import numpy as np
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
 
+from cyclesiam_ros.messages import stamp_ns
+
 
 
 @dataclass
@@ -29,8 +31,6 @@ class Received:
     arrival: dict = field(default_factory=dict)  # stamp_ns -> monotonic time of first detections/status
 
 
-def stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 class TrackerSession:
@@ -71,6 +71,7 @@ class TrackerSession:
         self.set_client = self.node.create_client(SetTarget, f"{base}/set_target")
         self.remove_client = self.node.create_client(RemoveTarget, f"{base}/remove_target")
         self.published: list[int] = []
+        self.sent_at: dict[int, float] = {}  # stamp -> time.monotonic() at publish
         self._stamp = 1_000_000_000
 
     def _keep(self, name: str):
@@ -125,6 +126,7 @@ class TrackerSession:
 
     def publish_frame(self, frame: np.ndarray, stamp: int | None = None) -> int:
         stamp = self.next_stamp() if stamp is None else stamp
+        self.sent_at[stamp] = time.monotonic()
         self.image_pub.publish(self.image_msg(frame, stamp))
         self.published.append(stamp)
         return stamp
@@ -140,13 +142,14 @@ class TrackerSession:
                 return stamp
         raise TimeoutError(f"the node never processed a frame published on {self.image_pub.topic_name}")
 
-    def play(self, frames, rate_hz: float) -> list[int]:
-        """Publish frames at `rate_hz`, spinning (receiving) in between; returns stamps."""
+    def play(self, frames, rate_hz: float, step_ns: int = 33_333_333) -> list[int]:
+        """Publish frames at `rate_hz` (stamps `step_ns` apart), spinning (receiving) in
+        between; returns the stamps (send times in `sent_at`)."""
         period = 1.0 / rate_hz
         stamps = []
         start = time.monotonic()
         for i, frame in enumerate(frames):
-            stamps.append(self.publish_frame(frame))
+            stamps.append(self.publish_frame(frame, self.next_stamp(step_ns)))
             deadline = start + (i + 1) * period
             while time.monotonic() < deadline:
                 self.executor.spin_once(timeout_sec=max(0.0, min(0.005, deadline - time.monotonic())))
@@ -200,6 +203,14 @@ def start_tracker_node(namespace: str, image_topic: str, log_path: Path, params_
                        params: list[str] = ()) -> subprocess.Popen:
     """Run `tracker_node` in its own process under `namespace`, image remapped to `image_topic`,
     output to `log_path` (a file, so a chatty node never blocks on a full pipe)."""
+    cmd = tracker_node_command(namespace, image_topic, params_file, params)
+    return subprocess.Popen(cmd, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+
+
+def tracker_node_command(namespace: str, image_topic: str, params_file: Path | None = None,
+                         params: list[str] = ()) -> list[str]:
+    """The command line that runs `tracker_node` under `namespace` with its image input
+    (raw and compressed) remapped to `image_topic`."""
     cmd = [sys.executable, "-m", "cyclesiam_ros.tracker_node", "--ros-args",
            "-r", f"__ns:={namespace}", "-r", f"image:={image_topic}",
            "-r", f"image/compressed:={image_topic}/compressed"]
@@ -207,7 +218,7 @@ def start_tracker_node(namespace: str, image_topic: str, log_path: Path, params_
         cmd += ["--params-file", str(params_file)]
     for item in params:
         cmd += ["-p", item]
-    return subprocess.Popen(cmd, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    return cmd
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> int:

@@ -198,7 +198,7 @@ class TrackerNode(Node):
             self.stats.bad_images += 1
             self._log_bad_image(str(exc))
             return
-        frame = Frame(stamp_ns=_stamp_ns(header), frame_id=header.frame_id, image=image, received=received, header=header)
+        frame = Frame(stamp_ns=messages.stamp_ns(header), frame_id=header.frame_id, image=image, received=received, header=header)
         if not self.history.add(frame):
             self.get_logger().warning(
                 "image stamp went backwards (bag loop or clock reset): frame history cleared; targets kept",
@@ -272,7 +272,7 @@ class TrackerNode(Node):
         latest = self.history.latest()
         if latest is None:
             return None, f"no image received yet on {self.image_topic}"
-        stamp = _stamp_ns(header)
+        stamp = messages.stamp_ns(header)
         if stamp == 0:
             frame = latest
         else:
@@ -450,10 +450,6 @@ class NodeStats:
             "targets": ",".join(f"{k}:{v}" for k, v in self.targets.items()),
             "targets_lost": sum(1 for v in self.targets.values() if v == "lost"),
         }
-
-
-def _stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -6,31 +6,21 @@ One node per module section keeps the suite fast; tests share it and reset targe
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 import pytest
 
-from cyclesiam_ros.session import TrackerSession as NodeClient, stamp_ns
-from ros_helpers import ChildProcess
+from cyclesiam_ros.messages import stamp_ns
+from cyclesiam_ros.session import TrackerSession as NodeClient, tracker_node_command
+from ros_helpers import REPO, ChildProcess
 
 pytestmark = pytest.mark.ros
 
 
 def start_node(tmp_path, checkpoint, namespace: str, image_topic: str, *params: str) -> ChildProcess:
-    args = [
-        "-m", "cyclesiam_ros.tracker_node", "--ros-args",
-        "-r", f"__ns:={namespace}",
-        "-r", f"image:={image_topic}",
-        "-r", f"image/compressed:={image_topic}/compressed",
-        "--params-file", "config/tracker.yaml",
-        "-p", f"checkpoint:={checkpoint}",
-        "-p", "runtime.device:=cpu",
-    ]
-    for p in params:
-        args += ["-p", p]
-    proc = ChildProcess(args, tmp_path / f"node{namespace.replace('/', '_')}.log")
-    return proc
+    cmd = tracker_node_command(namespace, image_topic, REPO / "config" / "tracker.yaml",
+                               [f"checkpoint:={checkpoint}", "runtime.device:=cpu", *params])
+    return ChildProcess(cmd[1:], tmp_path / f"node{namespace.replace('/', '_')}.log")
 
 
 @pytest.fixture(scope="module")
