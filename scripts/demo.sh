@@ -4,8 +4,5 @@
 # contact_sheet.png, summary.json}. Extra arguments go to the demo (see --help).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$ROOT/scripts/bootstrap.sh"
-source "$ROOT/scripts/ros_env.sh"
-source "$ROOT/scripts/python_env.sh"
-cd "$ROOT"
+source "$ROOT/scripts/setup_env.sh"
 exec "$PY" -m cyclesiam_ros.demo "$@"

@@ -1,4 +1,4 @@
-# Sourced by scripts/test.sh and scripts/demo.sh after the bootstrap: the Python to use.
+# Sourced by scripts/setup_env.sh after the bootstrap: the Python to use.
 # With a sourced ROS 2 distro (colcon world) that is the system python3 with the colcon
 # install overlay; otherwise the project's .venv.
 if [[ -n "${ROS_DISTRO:-}" && -z "${CYCLESIAM_FORCE_VENV:-}" ]]; then

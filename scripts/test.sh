@@ -3,8 +3,5 @@
 # suite on this host only (DDS restricted to localhost, a per-run domain id).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$ROOT/scripts/bootstrap.sh"
-source "$ROOT/scripts/ros_env.sh"
-source "$ROOT/scripts/python_env.sh"
-cd "$ROOT"
+source "$ROOT/scripts/setup_env.sh"
 exec "$PY" -m pytest "$@"
