@@ -11,8 +11,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Keep every DDS participant of the suite on this host, in its own domain, logs in a temp
 # dir. Set before any test imports rclpy (scripts/ros_env.sh sets the same for the CLI).
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+# Forced, not defaulted: a developer shell with ROS_DOMAIN_ID=0 or a SUBNET range must not
+# put test traffic on the robot's network.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["ROS_DOMAIN_ID"] = str(100 + os.getpid() % 100)
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 if "ROS_HOME" not in os.environ:
     import tempfile
