@@ -109,7 +109,10 @@ class SeedConfig:
     random_min_size: float = 0.1  # random boxes: side as a fraction of the shorter image side
     random_max_size: float = 0.4
     random_max_aspect: float = 2.0  # random boxes: w/h drawn log-uniformly in [1/a, a]
-    random_candidates: int = 8  # random boxes: draw this many, keep the most textured (1 = purely random)
+    random_candidates: int = 8  # random boxes: draw this many, keep the best by random_score (1 = purely random)
+    # texture: most gradient energy inside | contrast: colours most unlike the ring around the box
+    # (object-like boxes whose edges are real boundaries, which is what teaches the box size)
+    random_score: str = "texture"
     image_topic: str = ""  # topic seeds: image topic the detections refer to ("" = the bag's only image topic)
     stamp_tolerance: float = 0.05  # seconds: a seed stamp matches the nearest frame within this
     box_mask: str = "ellipse"  # initial mask when a seed has none: ellipse (inscribed) | rectangle
@@ -140,6 +143,9 @@ class TrainConfig:
     cls_weight: float = 1.0
     loc_weight: float = 1.2
     mask_weight: float = 36.0
+    # true: the mask loss trains only the mask MLP, not the head tower it reads (shared with
+    # score and box); stops the mask term from pulling the box regression off (docs/MODEL.md)
+    mask_detach_tower: bool = False
     negative_weight: float = 0.2
     positive_iou: float = 0.6
     negative_iou: float = 0.3

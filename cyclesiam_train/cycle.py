@@ -215,6 +215,8 @@ class CycleModel(nn.Module):
             b_idx, flat = positions.nonzero(as_tuple=True)
             i, j = flat // r, flat % r
             vectors = feat[b_idx, :, i, j]  # [N, F]
+            if tc.mask_detach_tower:
+                vectors = vectors.detach()
             logits = self.net.mask(vectors)
             search_mask = self._search_mask(mask, x_center, x_side)
             rows, cols = losses.window_origins(i, j, r, mc.search_size, mc.anchor.stride, mc.template_size)

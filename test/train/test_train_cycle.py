@@ -59,3 +59,20 @@ def test_longer_cycle_runs_and_crop_is_differentiable_in_the_box(tree_video) -> 
     side = torch.tensor([180.0], requires_grad=True)
     crop_batch(img, batch["pad"][:, 0], center, side, 127).mean().backward()
     assert center.grad is not None and float(center.grad.abs().sum()) > 0 and float(side.grad.abs()) > 0
+
+
+def test_detached_mask_trains_only_the_mask_head(tree_video) -> None:
+    cfg = Config()
+    cfg.model.backbone = "light"
+    batch = _batch(tree_video, cfg)
+    detached = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mask_detach_tower=True))
+    no_mask = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mask_weight=0.0))
+    _, shared_grads = _grads(cfg, batch)
+    _, detached_grads = _grads(detached, batch)
+    _, box_only_grads = _grads(no_mask, batch)
+    assert any(n.startswith("mask_head.") and g.abs().max() > 0 for n, g in detached_grads.items())
+    tower = [n for n in box_only_grads if n.startswith("rpn.tower.")]
+    assert tower
+    for name in tower:  # the tower sees exactly the score + box gradient, nothing from the mask
+        assert torch.allclose(detached_grads[name], box_only_grads[name], atol=1e-7)
+    assert max(float((shared_grads[n] - box_only_grads[n]).abs().max()) for n in tower) > 1e-6
