@@ -8,7 +8,8 @@ Three sources (`train.seeds.source`):
   topic  - a vision_msgs/Detection2DArray topic recorded in the bag: every detection becomes a seed at
            the image frame whose stamp matches the detection header stamp (within stamp_tolerance).
   random - label-free boxes drawn per sample (UDT-style): side a fraction of the shorter image
-           side, log-uniform aspect ratio; of `random_candidates` draws the most textured one is kept.
+           side, log-uniform aspect ratio; of `random_candidates` draws the best by `random_score` is kept
+           (most textured, or colours most unlike its surrounding ring: object-like).
 
 vision_msgs is registered in the rosbags typestore from its message definitions (DESIGN.md section 4),
 so bags written without embedded definitions (SQLite3) still decode.
@@ -269,8 +270,63 @@ def texture_map(image: np.ndarray, max_side: int = 160) -> tuple[np.ndarray, flo
     return cv2.integral(np.sqrt(gx * gx + gy * gy)), f
 
 
+RANDOM_SCORES = ("texture", "contrast")
+
+
+def _small_box_corners(x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray, f: float,
+                       shape: Sequence[int]) -> tuple[np.ndarray, ...]:
+    """Candidate boxes (image px) -> integer corners (x0, y0, x1, y1) on a map downscaled by f, non-empty."""
+    x0 = np.clip(np.floor(x * f).astype(int), 0, shape[1] - 1)
+    y0 = np.clip(np.floor(y * f).astype(int), 0, shape[0] - 1)
+    x1 = np.clip(np.maximum(np.ceil((x + w) * f).astype(int), x0 + 1), 1, shape[1])
+    y1 = np.clip(np.maximum(np.ceil((y + h) * f).astype(int), y0 + 1), 1, shape[0])
+    return x0, y0, x1, y1
+
+
+def texture_scores(image: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Mean gradient magnitude inside each candidate box."""
+    integral, f = texture_map(image)
+    x0, y0, x1, y1 = _small_box_corners(x, y, w, h, f, (integral.shape[0] - 1, integral.shape[1] - 1))
+    total = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+    return total / ((x1 - x0) * (y1 - y0))
+
+
+def colour_bins(image: np.ndarray, max_side: int = 160) -> tuple[np.ndarray, int, float]:
+    """Downscaled image quantised to histogram bins (4x4x4 colours, 16 grey levels) -> (bins, n_bins, factor)."""
+    f = min(1.0, max_side / max(image.shape[:2]))
+    small = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1.0 else image
+    if small.ndim == 3 and small.shape[2] >= 3 and not (np.array_equal(small[..., 0], small[..., 1])
+                                                        and np.array_equal(small[..., 1], small[..., 2])):
+        q = (small[..., :3] // 64).astype(np.int32)
+        return q[..., 0] * 16 + q[..., 1] * 4 + q[..., 2], 64, f
+    grey = small if small.ndim == 2 else small[..., 0]
+    return (grey // 16).astype(np.int32), 16, f
+
+
+def contrast_scores(image: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray,
+                    ring: float = 0.25) -> np.ndarray:
+    """Chi-square distance (0..1) between the colour histogram inside each box and that of the ring
+    around it (the box grown by `ring` x its size on every side, clipped to the image)."""
+    bins, n_bins, f = colour_bins(image)
+    shape = bins.shape
+    ix0, iy0, ix1, iy1 = _small_box_corners(x, y, w, h, f, shape)
+    ox0, oy0, ox1, oy1 = _small_box_corners(x - ring * w, y - ring * h, w * (1 + 2 * ring), h * (1 + 2 * ring), f, shape)
+    scores = np.zeros(len(x))
+    for i in range(len(x)):
+        inner = np.bincount(bins[iy0[i]:iy1[i], ix0[i]:ix1[i]].ravel(), minlength=n_bins).astype(np.float64)
+        outer = np.bincount(bins[oy0[i]:oy1[i], ox0[i]:ox1[i]].ravel(), minlength=n_bins) - inner
+        if outer.sum() <= 0:
+            continue  # box fills the image: no surrounding to compare with
+        p, q = inner / inner.sum(), outer / outer.sum()
+        scores[i] = 0.5 * float(np.sum((p - q) ** 2 / np.maximum(p + q, 1e-12)))
+    return scores
+
+
 def random_box(image: np.ndarray, rng: np.random.Generator, cfg: SeedConfig) -> tuple[float, float, float, float]:
-    """A label-free box (x, y, w, h) inside the image; the most textured of `cfg.random_candidates` draws."""
+    """A label-free box (x, y, w, h) inside the image: of `cfg.random_candidates` draws, the best by
+    `cfg.random_score` (texture: most gradient energy; contrast: most unlike its surrounding ring)."""
+    if cfg.random_score not in RANDOM_SCORES:
+        raise ValueError(f"train.seeds.random_score must be one of {RANDOM_SCORES}, got {cfg.random_score!r}")
     h_img, w_img = image.shape[:2]
     short = min(h_img, w_img)
     n = max(1, int(cfg.random_candidates))
@@ -283,14 +339,8 @@ def random_box(image: np.ndarray, rng: np.random.Generator, cfg: SeedConfig) -> 
     y = rng.uniform(0, 1, n) * (h_img - h)
     best = 0
     if n > 1:
-        integral, f = texture_map(image)
-        x0, y0 = np.floor(x * f).astype(int), np.floor(y * f).astype(int)
-        x1 = np.maximum(np.ceil((x + w) * f).astype(int), x0 + 1)
-        y1 = np.maximum(np.ceil((y + h) * f).astype(int), y0 + 1)
-        lim_y, lim_x = integral.shape[0] - 1, integral.shape[1] - 1
-        x1, y1 = np.minimum(x1, lim_x), np.minimum(y1, lim_y)
-        total = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
-        best = int(np.argmax(total / np.maximum((x1 - x0) * (y1 - y0), 1)))
+        score = texture_scores if cfg.random_score == "texture" else contrast_scores
+        best = int(np.argmax(score(image, x, y, w, h)))
     return float(x[best]), float(y[best]), float(w[best]), float(h[best])
 
 

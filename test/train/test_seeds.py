@@ -8,8 +8,8 @@ from conftest import stamp_of, write_bag
 
 from cyclesiam.config import SeedConfig
 from cyclesiam_train.data import discover_streams
-from cyclesiam_train.seeds import (SeedError, box_mask, build_seeds, load_seed_file, random_box, vision_msgs_typestore,
-                                   write_seed_file)
+from cyclesiam_train.seeds import (SeedError, box_mask, build_seeds, contrast_scores, load_seed_file, random_box,
+                                   vision_msgs_typestore, write_seed_file)
 
 
 def test_vision_msgs_registered_with_upstream_fields() -> None:
@@ -86,6 +86,30 @@ def test_random_boxes_inside_image_sized_and_prefer_texture(tree_frames) -> None
         right_plain += (x + w / 2) > 160
     assert right_textured >= 36 and right_textured > right_plain + 10
     assert random_box(image, np.random.default_rng(5), cfg) == random_box(image, np.random.default_rng(5), cfg)
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
+
+
+def test_contrast_seeds_prefer_an_object_over_its_surroundings(tree_frames) -> None:
+    image = tree_frames[0].copy()  # real tree texture everywhere ...
+    obj = (190.0, 70.0, 60.0, 70.0)
+    image[70:140, 190:250] = (40, 40, 200)  # ... and one uniform red object
+    x = np.array([190.0, 20.0, 160.0])
+    y = np.array([70.0, 100.0, 70.0])
+    w, h = np.full(3, 60.0), np.full(3, 70.0)
+    on_object, background, half_on = contrast_scores(image, x, y, w, h)
+    assert on_object > half_on > background and on_object > 0.5
+    cfg = SeedConfig(random_min_size=0.2, random_max_size=0.35, random_candidates=32, random_score="contrast")
+    texture = SeedConfig(random_min_size=0.2, random_max_size=0.35, random_candidates=32)
+    overlap_contrast = [_iou(random_box(image, np.random.default_rng(i), cfg), obj) for i in range(20)]
+    overlap_texture = [_iou(random_box(image, np.random.default_rng(i), texture), obj) for i in range(20)]
+    assert np.mean(overlap_contrast) > np.mean(overlap_texture) + 0.1
+    with pytest.raises(ValueError, match="random_score"):
+        random_box(image, np.random.default_rng(0), SeedConfig(random_candidates=4, random_score="edges"))
 
 
 def test_box_masks_ellipse_and_rectangle_areas() -> None:
