@@ -68,9 +68,16 @@ class TrackerConfig:
 
     context_amount: float = 0.5  # p = context_amount * (w + h)
     penalty_k: float = 0.10  # scale/ratio change penalty
-    window_influence: float = 0.41  # cosine window blend
+    window_influence: float = 0.30  # cosine window blend (pysot SiamMask: 0.41; see docs/MODEL.md)
     lr: float = 0.32  # size smoothing
     min_size: float = 4.0  # minimum box side in pixels
+    # scale search (SiamFC-style): also search at size x scale_step^i, i in -(n//2)..n//2, keep the
+    # scale whose best penalised score is highest (x scale_penalty when not 1) and take the size from
+    # it, not from the box regression; 1 = off (pysot: size from the regression). Costs n network
+    # passes per target; the default model's regression does not see scale (docs/MODEL.md).
+    scale_steps: int = 3
+    scale_step: float = 1.1
+    scale_penalty: float = 0.998
     mask_enabled: bool = True  # compute masks at inference (needs a model with a mask head)
     mask_threshold: float = 0.5  # paper value
     # template update: "none" (SiamRPN: keep first template) | "last" (every frame from the

@@ -160,6 +160,12 @@ class PostResult:
     size: np.ndarray  # [B, 2] new (w, h) (image pixels)
     penalty: np.ndarray  # [B] penalty at `best`
     pscore: np.ndarray  # [B, N] penalised, windowed score (what argmax ran on)
+    box_size: np.ndarray  # [B, 2] the chosen box's (w, h) in image pixels, before size smoothing
+    lr: np.ndarray  # [B] size smoothing weight used (cfg.lr * penalty * score)
+
+    def take(self, rows: np.ndarray) -> "PostResult":
+        """The results of the given rows only."""
+        return PostResult(**{k: v[rows] for k, v in vars(self).items()})
 
 
 def postprocess(
@@ -205,18 +211,54 @@ def postprocess(
     box = boxes[rows, best] / scale_z[:, None]  # image pixels
     best_score = scores[rows, best]
     best_penalty = penalty[rows, best]
-    lr = (best_penalty * best_score * cfg.lr)[:, None]
-    center = centers + box[:, :2]
-    size = sizes * (1.0 - lr) + box[:, 2:] * lr
     held = ~valid[rows, best]
-    center[held], size[held], best_score[held], best_penalty[held] = centers[held], sizes[held], 0.0, 0.0
+    box[held, 2:] = sizes[held]
+    best_score[held], best_penalty[held] = 0.0, 0.0
+    lr = best_penalty * best_score * cfg.lr
+    center = centers + box[:, :2]
+    center[held] = centers[held]
+    size = clip_size(sizes * (1.0 - lr[:, None]) + box[:, 2:] * lr[:, None], cfg, image_shape)
 
     height, width = float(image_shape[0]), float(image_shape[1])
     center[:, 0] = np.clip(center[:, 0], 0.0, width)
     center[:, 1] = np.clip(center[:, 1], 0.0, height)
+    return PostResult(best=best, score=best_score, center=center, size=size, penalty=best_penalty, pscore=pscore,
+                      box_size=box[:, 2:], lr=lr)
+
+
+def clip_size(size: np.ndarray, cfg: TrackerConfig, image_shape: Sequence[int]) -> np.ndarray:
+    """Sizes [B, 2] clipped to [min_size, image side]."""
+    height, width = float(image_shape[0]), float(image_shape[1])
+    size = size.copy()
     size[:, 0] = np.clip(size[:, 0], min(cfg.min_size, width), width)
     size[:, 1] = np.clip(size[:, 1], min(cfg.min_size, height), height)
-    return PostResult(best=best, score=best_score, center=center, size=size, penalty=best_penalty, pscore=pscore)
+    return size
+
+
+def scale_factors(cfg: TrackerConfig) -> np.ndarray:
+    """Search scales relative to the current size: scale_step^i, i in -(n//2)..n//2 (just 1.0 when off)."""
+    n = max(1, int(cfg.scale_steps))
+    return cfg.scale_step ** (np.arange(n) - n // 2).astype(np.float64)
+
+
+def pick_scales(post: PostResult, factors: np.ndarray, sizes: np.ndarray, cfg: TrackerConfig,
+                image_shape: Sequence[int]) -> tuple[np.ndarray, PostResult]:
+    """Scale search: `post` holds B targets x S scales (target-major rows, state size x factors[s]).
+    Per target keep the scale whose best penalised score (x scale_penalty off 1) is highest; the new
+    size is the state size moved towards size x that factor by the usual smoothing weight (SiamFC).
+    The box regression's size is not used here: a network whose regression is blind to scale
+    (docs/MODEL.md) would otherwise drift; its position still is.
+    Returns (chosen rows [B], PostResult of those rows)."""
+    s = len(factors)
+    rows = np.arange(len(post.best))
+    best_pscore = post.pscore[rows, post.best].reshape(-1, s)
+    best_pscore = best_pscore * np.where(factors == 1.0, 1.0, cfg.scale_penalty)[None, :]
+    pick = np.argmax(best_pscore, axis=1)
+    chosen = np.arange(best_pscore.shape[0]) * s + pick
+    picked = post.take(chosen)
+    picked.box_size = sizes * factors[pick][:, None]
+    picked.size = clip_size(sizes * (1.0 - picked.lr[:, None]) + picked.box_size * picked.lr[:, None], cfg, image_shape)
+    return chosen, picked
 
 
 def next_state(state: str, low_count: int, score: float, cfg: TrackerConfig) -> tuple[str, int]:
@@ -433,9 +475,13 @@ class SiamTracker:
     ) -> list[_Target]:
         """One batched forward + post-processing for targets sharing a search size; returns those updated."""
         cfg, tsize = self.cfg, self.model_cfg.template_size
-        centers = np.stack([t.center for t in members])
+        factors = scale_factors(cfg)
+        n_scales = len(factors)
         sizes = np.stack([t.size for t in members])
-        s_z = template_crop_sizes(sizes, cfg.context_amount)
+        # one row per (target, scale), target-major; without scale search just one row per target
+        centers = np.repeat(np.stack([t.center for t in members]), n_scales, axis=0)
+        scaled_sizes = np.repeat(sizes, n_scales, axis=0) * np.tile(factors, len(members))[:, None]
+        s_z = template_crop_sizes(scaled_sizes, cfg.context_amount)
         scale_z = tsize / s_z  # crop pixels per image pixel
         s_x = s_z * search_size / tsize
 
@@ -445,6 +491,8 @@ class SiamTracker:
 
         t0 = time.perf_counter()
         zf = torch.stack([t.zf for t in members])
+        if n_scales > 1:
+            zf = zf.repeat_interleave(n_scales, dim=0)
         cls, loc, feat = self.backend.track(zf, x)
         resp = self._response(cls.shape[-1])
         scores_t, boxes_t = decode_response(cls, loc, resp.anchors)
@@ -453,7 +501,12 @@ class SiamTracker:
 
         t0 = time.perf_counter()
         wi = np.array([cfg.lost_window_influence if t.state == LOST else cfg.window_influence for t in members])
-        post = postprocess(scores, boxes, centers, sizes, scale_z, resp.window, wi, cfg, bgr.shape)
+        post = postprocess(scores, boxes, centers, scaled_sizes, scale_z, resp.window, np.repeat(wi, n_scales),
+                           cfg, bgr.shape)
+        if n_scales > 1:
+            chosen, post = pick_scales(post, factors, sizes, cfg, bgr.shape)
+            centers, scale_z = centers[chosen], scale_z[chosen]
+            feat = feat[torch.as_tensor(chosen, device=feat.device)]
         updated, masked = [], []
         for b, t in enumerate(members):
             t.state, t.low_count = next_state(t.state, t.low_count, float(post.score[b]), cfg)
