@@ -178,10 +178,14 @@ def test_tracking_a_real_clip_gives_the_same_boxes(ckpt, first_export, cube):
     into the image corner, where the response is nearly flat and a 1e-5 difference picks
     another position). Each frame therefore starts both trackers from the same state
     (the torch tracker's): what is compared is everything one frame does - crops,
-    network, decode, penalties, window, smoothing, hysteresis, mask - on real frames."""
+    network, decode, penalties, window, smoothing, hysteresis, mask - on real frames.
+    One search scale: with untrained heads the three scales' best scores nearly tie, and a
+    1e-5 difference picks another scale, i.e. another crop for the mask (the scale choice
+    itself is backend-independent numpy, test_scale_search.py)."""
     trackers = {}
     for backend in ("torch", "onnxruntime"):
-        cfg = merge(Config(), {"runtime": {"backend": backend, "device": "cpu", "providers": ["CPUExecutionProvider"]}})
+        cfg = merge(Config(), {"runtime": {"backend": backend, "device": "cpu", "providers": ["CPUExecutionProvider"]},
+                               "tracker": {"scale_steps": 1}})
         trackers[backend] = build_tracker(cfg, checkpoint=ckpt)
         trackers[backend].add_target(cube[0], (255.0, 160.0, 130.0, 120.0), target_id="cube")
     assert type(trackers["torch"].backend).__name__ == "TorchBackend"
