@@ -15,27 +15,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from cyclesiam.config import Config
 from cyclesiam.tracker import build_tracker
+from cyclesiam_train.eval.datasets import load_otb, read_image
 
 SCALES = (0.7, 0.85, 1.0, 1.2, 1.4)
 
 
-def annotated_frames(sequence: Path) -> tuple[list[Path], dict[int, np.ndarray]]:
-    images = sorted(p for p in (sequence / "img").iterdir() if p.is_file())
-    boxes = {}
-    for i, line in enumerate((sequence / "groundtruth_rect.txt").read_text().splitlines()):
-        values = [float(v) for v in line.replace("\t", ",").split(",")]
-        if np.isfinite(values).all():
-            boxes[i] = np.array(values)
-    return images, boxes
-
-
-def frame_pairs(boxes: dict[int, np.ndarray], per_sequence: int) -> list[tuple[int, int]]:
-    keys = sorted(boxes)
+def frame_pairs(boxes: np.ndarray, per_sequence: int) -> list[tuple[int, int]]:
+    """(template, search) frame indices: the first annotated frame with itself and with
+    `per_sequence` later annotated frames spread over the sequence."""
+    keys = np.flatnonzero(np.isfinite(boxes).all(axis=1)).tolist()
     later = keys[1:][:: max(1, (len(keys) - 1) // per_sequence)]
     return [(keys[0], keys[0])] + [(keys[0], k) for k in later]
 
@@ -55,20 +47,21 @@ def main() -> None:
     tracker = build_tracker(cfg, args.checkpoint)
     work = []
     for root in args.dataset:
-        for seq in sorted(p for p in Path(root).iterdir() if (p / "groundtruth_rect.txt").is_file())[: args.max_sequences]:
-            images, boxes = annotated_frames(seq)
-            work += [(images[a], boxes[a], images[b], boxes[b]) for a, b in frame_pairs(boxes, args.pairs)]
+        for seq in load_otb(Path(root))[: args.max_sequences]:
+            paths = seq.frames.paths
+            for a, b in frame_pairs(seq.boxes, args.pairs):  # decoded once, reused for every k
+                work.append((read_image(paths[a]), seq.boxes[a], read_image(paths[b]), seq.boxes[b]))
     print(f"{len(work)} frame pairs; k = state size / true size")
     print("k      predicted/true (median)   best score (mean)")
     for k in SCALES:
         ratios, scores = [], []
-        for img_a, box_a, img_b, box_b in work:
+        for image_a, box_a, image_b, box_b in work:
             tracker.clear()
-            tracker.add_target(cv2.imread(str(img_a)), tuple(box_a))
+            tracker.add_target(image_a, tuple(box_a))
             target = tracker._targets[tracker.target_ids[0]]
             x, y, w, h = box_b
             target.center, target.size = np.array([x + w / 2, y + h / 2]), np.array([w * k, h * k])
-            (result,) = tracker.track(cv2.imread(str(img_b)))
+            (result,) = tracker.track(image_b)
             ratios.append(np.sqrt(result.bbox[2] * result.bbox[3] / (w * h)))
             scores.append(result.score)
         print(f"{k:<6} {np.median(ratios):>10.2f} {np.mean(scores):>26.3f}")
