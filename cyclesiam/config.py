@@ -71,7 +71,7 @@ class TrackerConfig:
     window_influence: float = 0.30  # cosine window blend (pysot SiamMask: 0.41; see docs/MODEL.md)
     lr: float = 0.32  # size smoothing
     min_size: float = 4.0  # minimum box side in pixels
-    # scale search (SiamFC-style): also search at size x scale_step^i, i in -(n//2)..n//2, keep the
+    # scale search (SiamFC-style): also search at size x scale_step^i, i in -(n//2)..n//2 (n odd), keep the
     # scale whose best penalised score is highest (x scale_penalty when not 1) and take the size from
     # it, not from the box regression; 1 = off (pysot: size from the regression). Costs n network
     # passes per target; the default model's regression does not see scale (docs/MODEL.md).
@@ -146,6 +146,9 @@ class TrainConfig:
     differentiable_hops: bool = False  # gradients through the middle hops' crops
     search_shift: float = 64.0  # max random shift of the search crop centre (pixels, crop scale)
     search_scale_jitter: float = 0.05
+    # probability that all frames of a cycle are turned grey (3 equal channels): robots often run
+    # monochrome cameras, and colour must not be the only cue the tracker learns (SiamFC trains so too)
+    gray_probability: float = 0.0
     # losses: L = cls_weight * L_score + loc_weight * L_box + mask_weight * L_mask
     cls_weight: float = 1.0
     loc_weight: float = 1.2

@@ -235,9 +235,21 @@ def clip_size(size: np.ndarray, cfg: TrackerConfig, image_shape: Sequence[int]) 
     return size
 
 
+def check_scale_search(cfg: TrackerConfig) -> None:
+    """ValueError unless scale_steps is odd and >= 1 (symmetric around the current size), scale_step > 1
+    and 0 < scale_penalty <= 1."""
+    if cfg.scale_steps < 1 or cfg.scale_steps % 2 == 0:
+        raise ValueError(f"tracker.scale_steps must be odd and >= 1 (1 = no scale search, 3 = sizes x "
+                         f"scale_step^(-1, 0, 1)), got {cfg.scale_steps}")
+    if cfg.scale_steps > 1 and not cfg.scale_step > 1.0:
+        raise ValueError(f"tracker.scale_step must be > 1, got {cfg.scale_step}")
+    if not 0.0 < cfg.scale_penalty <= 1.0:
+        raise ValueError(f"tracker.scale_penalty must be in (0, 1], got {cfg.scale_penalty}")
+
+
 def scale_factors(cfg: TrackerConfig) -> np.ndarray:
-    """Search scales relative to the current size: scale_step^i, i in -(n//2)..n//2 (just 1.0 when off)."""
-    n = max(1, int(cfg.scale_steps))
+    """Search scales relative to the current size: scale_step^i, i in -(n//2)..n//2 (n odd; 1.0 when n = 1)."""
+    n = int(cfg.scale_steps)
     return cfg.scale_step ** (np.arange(n) - n // 2).astype(np.float64)
 
 
@@ -362,6 +374,7 @@ class SiamTracker:
             raise ValueError(
                 f"tracker.template_update must be one of {TEMPLATE_UPDATES}, got '{tracker_cfg.template_update}'"
             )
+        check_scale_search(tracker_cfg)
         self.cfg = tracker_cfg
         self.model_cfg = model_cfg
         self.device = torch.device(device)

@@ -55,6 +55,9 @@ TRACKER_DESCRIPTIONS = {
     "window_influence": "cosine window weight against the score (pysot SiamMask: 0.41)",
     "lr": "size smoothing rate, multiplied by penalty*score (pysot SiamMask: 0.32)",
     "min_size": "minimum box side in pixels",
+    "scale_steps": "search scales per target, odd: 3 = sizes x scale_step^(-1, 0, 1), size from the best; 1 = off",
+    "scale_step": "ratio between neighbouring search scales (> 1)",
+    "scale_penalty": "score factor for the search scales other than 1 (1.0: follows zooms faster, drifts more)",
     "mask_enabled": "compute masks (only done while ~/mask or ~/debug_image has subscribers)",
     "mask_threshold": "mask probability threshold (paper: 0.5)",
     "template_update": "none (keep first template) | last (every frame) | blend (confidence-gated average)",
@@ -130,6 +133,9 @@ class TrackerNode(Node):
                 raise ValueError("tracker.template_update must be none, last or blend")
             if new_cfg.tracker.recover_threshold < new_cfg.tracker.lost_threshold:
                 raise ValueError("tracker.recover_threshold must be >= tracker.lost_threshold")
+            from cyclesiam.tracker import check_scale_search
+
+            check_scale_search(new_cfg.tracker)
         except Exception as exc:  # ConfigError/ValueError: report, keep the old values
             return SetParametersResult(successful=False, reason=str(exc))
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from cyclesiam.config import Config, TrackerConfig
 from cyclesiam.default_model import default_checkpoint
 from cyclesiam.sources import ImageFolderSource
-from cyclesiam.tracker import PostResult, build_tracker, pick_scales, scale_factors
+from cyclesiam.tracker import PostResult, build_tracker, check_scale_search, pick_scales, scale_factors
 
 IMAGE = (480, 640)
 
@@ -19,6 +20,16 @@ IMAGE = (480, 640)
 def test_scale_factors() -> None:
     assert scale_factors(TrackerConfig(scale_steps=1)).tolist() == [1.0]
     assert np.allclose(scale_factors(TrackerConfig(scale_steps=3, scale_step=1.1)), [1 / 1.1, 1.0, 1.1])
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("scale_steps", 2, "odd"), ("scale_steps", 0, "odd"), ("scale_step", 1.0, "> 1"), ("scale_penalty", 0.0, "(0, 1]"),
+    ("scale_penalty", 1.5, "(0, 1]"),
+])
+def test_bad_scale_search_settings_are_refused(field: str, value: float, message: str) -> None:
+    cfg = dataclasses.replace(TrackerConfig(), **{field: value})
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_scale_search(cfg)
 
 
 def _post(best_pscores: list[float]) -> PostResult:

@@ -255,6 +255,8 @@ def test_parameters_change_at_run_time_and_restart_only_ones_are_refused(node_an
     def set_param(name, value):
         if isinstance(value, float):
             pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+        elif isinstance(value, int):
+            pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
         else:
             pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
         return client.call(srv, SetParameters.Request(parameters=[Parameter(name=name, value=pv)])).results[0]
@@ -265,6 +267,9 @@ def test_parameters_change_at_run_time_and_restart_only_ones_are_refused(node_an
     assert not refused.successful and "restart" in refused.reason
     out_of_range = set_param("stamp_tolerance", 99.0)
     assert not out_of_range.successful
+    even_scales = set_param("tracker.scale_steps", 2)
+    assert not even_scales.successful and "odd" in even_scales.reason
+    assert set_param("tracker.scale_steps", 1).successful
 
 
 def test_compressed_input(rclpy_context, tmp_path, node_checkpoint, frames):
