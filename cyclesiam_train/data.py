@@ -199,8 +199,10 @@ class CycleDataset(Dataset):
         shift = rng.uniform(-cfg.search_shift, cfg.search_shift, 2) if cfg.search_shift > 0 else np.zeros(2)
         j = cfg.search_scale_jitter
         jitter = float(np.exp(rng.uniform(-j, j))) if j > 0 else 1.0
+        # drawn only when enabled, so runs without it keep exactly the same samples
+        gray = bool(rng.random() < cfg.gray_probability) if cfg.gray_probability > 0 else False
         return {"stream": clip.stream, "frames": frames, "box": box, "mask": mask, "shift": shift,
-                "jitter": jitter, "rng": rng}
+                "jitter": jitter, "gray": gray, "rng": rng}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         plan = self.sample_plan(index)
@@ -209,6 +211,8 @@ class CycleDataset(Dataset):
         box = plan["box"]
         if box is None:
             box = random_box(images[0], plan["rng"], self.cfg.seeds)
+        if plan["gray"]:
+            images = [to_gray_bgr(img) for img in images]
         return self._build(images, box, plan)
 
     def _read(self, stream: Stream, frame: int) -> np.ndarray:
@@ -262,6 +266,13 @@ class CycleDataset(Dataset):
             m = (m > 0).astype(np.uint8) * 255
             return (crop_window(m, center, side, c, 0.0) >= 128).astype(np.uint8)
         return box_mask(c, c, box_c, self.cfg.seeds.box_mask)
+
+
+def to_gray_bgr(image: np.ndarray) -> np.ndarray:
+    """The image as grey in three equal channels (what a mono camera gives the tracker)."""
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
 
 
 class StepSampler(Sampler[int]):

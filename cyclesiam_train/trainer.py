@@ -128,6 +128,8 @@ def validate_train_config(cfg: Config, world: int) -> None:
         raise err(f"train.canvas_size {t.canvas_size} < model.search_size {cfg.model.search_size}")
     if t.checkpoint_every < 1 or t.log_every < 1:
         raise err("train.checkpoint_every and train.log_every must be >= 1")
+    if not 0.0 <= t.gray_probability <= 1.0:
+        raise err(f"train.gray_probability must be in [0, 1], got {t.gray_probability}")
     if cfg.train.seeds.box_mask not in ("ellipse", "rectangle"):
         raise err(f"train.seeds.box_mask must be ellipse or rectangle, got {cfg.train.seeds.box_mask!r}")
 

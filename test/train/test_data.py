@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numpy as np
 import pytest
 import torch
@@ -115,3 +116,22 @@ def test_crop_batch_equals_crop_window_on_a_real_frame(tree_frames) -> None:
         got = crop_batch(t, torch.tensor([pad], dtype=torch.float32), torch.tensor([center]), torch.tensor([side]), out)
         diff = np.abs(got[0].permute(1, 2, 0).numpy() - ref)
         assert diff.max() < 1.5, (center, side, diff.max())  # OpenCV's fixed-point bilinear vs exact
+
+
+def test_gray_probability_turns_whole_cycles_grey_and_keeps_the_rest(tree_video) -> None:
+    cfg = Config()
+    streams = discover_streams([tree_video])
+    clips = make_clips(streams, 20)
+    plain = CycleDataset(streams, clips, None, cfg.train, cfg.model, cfg.tracker, 100)
+    grey_train = dataclasses.replace(cfg.train, gray_probability=0.5)
+    mixed = CycleDataset(streams, clips, None, grey_train, cfg.model, cfg.tracker, 100)
+    grey_flags = [mixed.sample_plan(i)["gray"] for i in range(40)]
+    assert 5 < sum(grey_flags) < 35  # about half, drawn per sample
+    i = grey_flags.index(True)
+    frames = mixed[i]["frames"].numpy().astype(int)  # [F, 3, C, C]
+    assert (frames[:, 0] == frames[:, 1]).all() and (frames[:, 1] == frames[:, 2]).all()
+    assert (plain[i]["frames"][:, 0] != plain[i]["frames"][:, 2]).any()  # tree.avi is in colour
+    j = grey_flags.index(False)
+    colour = mixed[j]["frames"]
+    assert (colour[:, 0] != colour[:, 2]).any()
+    assert mixed.sample_plan(j)["gray"] is False and plain.sample_plan(j)["gray"] is False
