@@ -488,7 +488,9 @@ class SiamTracker:
     ) -> list[_Target]:
         """One batched forward + post-processing for targets sharing a search size; returns those updated."""
         cfg, tsize = self.cfg, self.model_cfg.template_size
-        factors = scale_factors(cfg)
+        # a LOST target's box is held and only its score decides recovery: one scale is enough,
+        # and the wide lost crop is the most expensive forward there is
+        factors = np.ones(1) if all(t.state == LOST for t in members) else scale_factors(cfg)
         n_scales = len(factors)
         sizes = np.stack([t.size for t in members])
         # one row per (target, scale), target-major; without scale search just one row per target

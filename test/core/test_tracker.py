@@ -13,7 +13,7 @@ from cyclesiam.models.builder import build_model
 from cyclesiam.models.fuse import prepare_for_inference
 from cyclesiam.crop import CropBatch, to_bgr
 from cyclesiam.sources import ImageFolderSource
-from cyclesiam.tracker import LOST, TRACKING, SiamTracker, build_tracker
+from cyclesiam.tracker import LOST, TRACKING, SiamTracker, TorchBackend, build_tracker
 
 BOXES = [(260.0, 170.0, 120.0, 110.0), (60.0, 60.0, 70.0, 50.0), (450.0, 300.0, 90.0, 140.0)]
 
@@ -128,9 +128,22 @@ def test_results_masks_and_timing(model, model_cfg, cube_frames):
     np.testing.assert_allclose(res2.bbox, res.bbox)  # the mask never changes the box
 
 
+class ShapeRecordingBackend(TorchBackend):
+    """The real torch backend, remembering the (batch, side) of every search input."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.search_shapes: list[tuple[int, int]] = []
+
+    def track(self, zf, x):
+        self.search_shapes.append((int(x.shape[0]), int(x.shape[-1])))
+        return super().track(zf, x)
+
+
 def test_lost_holds_the_box_searches_wider_and_recovers(model, model_cfg, cube_frames):
     cfg = TrackerConfig(lost_threshold=1.01, recover_threshold=1.01, lost_frames=2)  # every score is low
-    tracker = SiamTracker(model, cfg, model_cfg, "cpu")
+    backend = ShapeRecordingBackend(model, "cpu")
+    tracker = SiamTracker(backend, cfg, model_cfg, "cpu")
     tid = tracker.add_target(cube_frames[0], BOXES[0])
     states, boxes = [], []
     for frame in cube_frames[1:5]:
@@ -140,6 +153,9 @@ def test_lost_holds_the_box_searches_wider_and_recovers(model, model_cfg, cube_f
     assert states == [TRACKING, LOST, LOST, LOST]
     assert boxes[1] == boxes[2] == boxes[3]  # held while lost
     assert tracker.last_batches == {cfg.lost_search_size: [tid]}  # the bigger crop
+    # tracking searches every scale; a lost target only the wide crop at its held size
+    lost_size = cfg.lost_search_size
+    assert backend.search_shapes == [(cfg.scale_steps, model_cfg.search_size)] * 2 + [(1, lost_size)] * 2
     assert tracker.track(cube_frames[5])[0].mask is None
     cfg.recover_threshold = 0.0  # run-time parameter change: any score recovers
     (r,) = tracker.track(cube_frames[1])
