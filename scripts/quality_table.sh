@@ -3,7 +3,8 @@
 # OpenCV CSRT and KCF, on (a) the generated exact-ground-truth sequences and (b) the
 # hand-annotated development clips (eval/dev_annotations, sparse keyframes).
 #   scripts/quality_table.sh [CHECKPOINT]      (default: models/cyclesiam_default.safetensors)
-# Env: OUT (outputs/quality), GEN (outputs/eval_sequences), PYTHON (.venv/bin/python),
+# Env: OUT (outputs/quality), GEN (outputs/eval_sequences), NUM_GEN (24 generated sequences, seed 0;
+#      the first 8 are the set earlier tables used), PYTHON (.venv/bin/python),
 #      BENCH_ITERS (20), SKIP_BENCH=1 (no cyclesiam-bench).
 # Writes OUT/table.md, OUT/results.json, OUT/plots/, and the raw eval folders OUT/eval_*/.
 # Never uses the reserved clips (box.mp4, cup.mp4, vtest.avi).
@@ -15,7 +16,7 @@ OUT="${OUT:-$ROOT/outputs/quality}"
 GEN="${GEN:-$ROOT/outputs/eval_sequences}"
 DATA="${CYCLESIAM_DATA:-$ROOT/data}"
 BENCH_ITERS="${BENCH_ITERS:-20}"
-NUM_GEN=8
+NUM_GEN="${NUM_GEN:-24}"
 cd "$ROOT"
 mkdir -p "$OUT"
 NOTES=()
