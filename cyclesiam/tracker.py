@@ -160,8 +160,7 @@ class PostResult:
     size: np.ndarray  # [B, 2] new (w, h) (image pixels)
     penalty: np.ndarray  # [B] penalty at `best`
     pscore: np.ndarray  # [B, N] penalised, windowed score (what argmax ran on)
-    box_size: np.ndarray  # [B, 2] the chosen box's (w, h) in image pixels, before size smoothing
-    lr: np.ndarray  # [B] size smoothing weight used (cfg.lr * penalty * score)
+    lr: np.ndarray  # [B] size smoothing weight used (cfg.lr * penalty * score; 0 for a held target)
 
     def take(self, rows: np.ndarray) -> "PostResult":
         """The results of the given rows only."""
@@ -212,8 +211,7 @@ def postprocess(
     best_score = scores[rows, best]
     best_penalty = penalty[rows, best]
     held = ~valid[rows, best]
-    box[held, 2:] = sizes[held]
-    best_score[held], best_penalty[held] = 0.0, 0.0
+    best_score[held], best_penalty[held] = 0.0, 0.0  # lr 0: a held target keeps its size
     lr = best_penalty * best_score * cfg.lr
     center = centers + box[:, :2]
     center[held] = centers[held]
@@ -223,7 +221,7 @@ def postprocess(
     center[:, 0] = np.clip(center[:, 0], 0.0, width)
     center[:, 1] = np.clip(center[:, 1], 0.0, height)
     return PostResult(best=best, score=best_score, center=center, size=size, penalty=best_penalty, pscore=pscore,
-                      box_size=box[:, 2:], lr=lr)
+                      lr=lr)
 
 
 def clip_size(size: np.ndarray, cfg: TrackerConfig, image_shape: Sequence[int]) -> np.ndarray:
@@ -235,9 +233,12 @@ def clip_size(size: np.ndarray, cfg: TrackerConfig, image_shape: Sequence[int]) 
     return size
 
 
-def check_scale_search(cfg: TrackerConfig) -> None:
-    """ValueError unless scale_steps is odd and >= 1 (symmetric around the current size), scale_step > 1
-    and 0 < scale_penalty <= 1."""
+def check_tracker_config(cfg: TrackerConfig) -> None:
+    """ValueError unless template_update is known, scale_steps is odd and >= 1 (symmetric around the
+    current size), scale_step > 1 and 0 < scale_penalty <= 1. Used at construction and by the node
+    before it applies run-time parameter changes."""
+    if cfg.template_update not in TEMPLATE_UPDATES:
+        raise ValueError(f"tracker.template_update must be one of {TEMPLATE_UPDATES}, got '{cfg.template_update}'")
     if cfg.scale_steps < 1 or cfg.scale_steps % 2 == 0:
         raise ValueError(f"tracker.scale_steps must be odd and >= 1 (1 = no scale search, 3 = sizes x "
                          f"scale_step^(-1, 0, 1)), got {cfg.scale_steps}")
@@ -268,8 +269,8 @@ def pick_scales(post: PostResult, factors: np.ndarray, sizes: np.ndarray, cfg: T
     pick = np.argmax(best_pscore, axis=1)
     chosen = np.arange(best_pscore.shape[0]) * s + pick
     picked = post.take(chosen)
-    picked.box_size = sizes * factors[pick][:, None]
-    picked.size = clip_size(sizes * (1.0 - picked.lr[:, None]) + picked.box_size * picked.lr[:, None], cfg, image_shape)
+    scaled = sizes * factors[pick][:, None]
+    picked.size = clip_size(sizes * (1.0 - picked.lr[:, None]) + scaled * picked.lr[:, None], cfg, image_shape)
     return chosen, picked
 
 
@@ -370,11 +371,7 @@ class SiamTracker:
         half: bool = False,
         channels_last: bool = False,
     ) -> None:
-        if tracker_cfg.template_update not in TEMPLATE_UPDATES:
-            raise ValueError(
-                f"tracker.template_update must be one of {TEMPLATE_UPDATES}, got '{tracker_cfg.template_update}'"
-            )
-        check_scale_search(tracker_cfg)
+        check_tracker_config(tracker_cfg)
         self.cfg = tracker_cfg
         self.model_cfg = model_cfg
         self.device = torch.device(device)

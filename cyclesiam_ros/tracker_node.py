@@ -129,13 +129,11 @@ class TrackerNode(Node):
             return SetParametersResult(successful=False, reason=f"{restart} only take effect at start-up; restart the node")
         try:
             new_cfg = self.config_from_parameters(changes)
-            if new_cfg.tracker.template_update not in ("none", "last", "blend"):
-                raise ValueError("tracker.template_update must be none, last or blend")
+            from cyclesiam.tracker import check_tracker_config
+
+            check_tracker_config(new_cfg.tracker)
             if new_cfg.tracker.recover_threshold < new_cfg.tracker.lost_threshold:
                 raise ValueError("tracker.recover_threshold must be >= tracker.lost_threshold")
-            from cyclesiam.tracker import check_scale_search
-
-            check_scale_search(new_cfg.tracker)
         except Exception as exc:  # ConfigError/ValueError: report, keep the old values
             return SetParametersResult(successful=False, reason=str(exc))
         with self._lock:

@@ -12,7 +12,7 @@ import pytest
 from cyclesiam.config import Config, TrackerConfig
 from cyclesiam.default_model import default_checkpoint
 from cyclesiam.sources import ImageFolderSource
-from cyclesiam.tracker import PostResult, build_tracker, check_scale_search, pick_scales, scale_factors
+from cyclesiam.tracker import PostResult, build_tracker, check_tracker_config, pick_scales, scale_factors
 
 IMAGE = (480, 640)
 
@@ -29,14 +29,14 @@ def test_scale_factors() -> None:
 def test_bad_scale_search_settings_are_refused(field: str, value: float, message: str) -> None:
     cfg = dataclasses.replace(TrackerConfig(), **{field: value})
     with pytest.raises(ValueError, match=re.escape(message)):
-        check_scale_search(cfg)
+        check_tracker_config(cfg)
 
 
 def _post(best_pscores: list[float]) -> PostResult:
     n = len(best_pscores)
     return PostResult(best=np.zeros(n, int), score=np.full(n, 0.9), center=np.arange(2 * n, dtype=float).reshape(n, 2),
                       size=np.full((n, 2), -1.0), penalty=np.ones(n), pscore=np.array(best_pscores)[:, None],
-                      box_size=np.full((n, 2), -1.0), lr=np.full(n, 0.5))
+                      lr=np.full(n, 0.5))
 
 
 def test_pick_scales_keeps_the_best_scoring_scale_and_smooths_the_size() -> None:
