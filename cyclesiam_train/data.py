@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from cyclesiam.config import ModelConfig, TrackerConfig, TrainConfig
-from cyclesiam.crop import crop_window, image_mean, template_crop_size
+from cyclesiam.crop import crop_window, image_mean, template_crop_size, to_bgr
 from cyclesiam.sources import BagSource, FrameSource, SourceError, is_bag, list_image_topics, open_source
 from cyclesiam_train.seeds import Seed, box_mask, random_box
 
@@ -270,9 +270,7 @@ class CycleDataset(Dataset):
 
 def to_gray_bgr(image: np.ndarray) -> np.ndarray:
     """The image as grey in three equal channels (what a mono camera gives the tracker)."""
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    return to_bgr(cv2.cvtColor(to_bgr(image), cv2.COLOR_BGR2GRAY))
 
 
 class StepSampler(Sampler[int]):
