@@ -78,6 +78,11 @@ class TrackerConfig:
     scale_steps: int = 3
     scale_step: float = 1.1
     scale_penalty: float = 0.998
+    # where the new centre comes from: "regression" = the box regression at the best anchor (pysot);
+    # "peak" = the best cell of the penalised, windowed score refined to sub-cell precision by a
+    # parabola through its neighbours (the regression's offset unused). With the default model "peak"
+    # is better on the generated sequences and worse on the real dev clips (docs/MODEL.md).
+    center_from: str = "regression"
     mask_enabled: bool = True  # compute masks at inference (needs a model with a mask head)
     mask_threshold: float = 0.5  # paper value
     # template update: "none" (SiamRPN: keep first template) | "last" (every frame from the

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 TRACKING = "tracking"
 LOST = "lost"
 TEMPLATE_UPDATES = ("none", "last", "blend")
+CENTER_SOURCES = ("regression", "peak")
 
 
 # --------------------------------------------------------------------------- results
@@ -167,6 +168,39 @@ class PostResult:
         return PostResult(**{k: v[rows] for k, v in vars(self).items()})
 
 
+def _parabola_vertex(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Offset in [-0.5, 0.5] cells of the vertex of the parabola through three equally spaced values
+    (0 where they are not concave or a neighbour is missing)."""
+    curvature = left - 2.0 * mid + right
+    ok = np.isfinite(left) & np.isfinite(right) & (curvature < 0)
+    offset = 0.5 * (left - right) / np.where(ok, curvature, -1.0)
+    return np.where(ok, np.clip(offset, -0.5, 0.5), 0.0)
+
+
+def peak_positions(response: np.ndarray, best: np.ndarray, anchors: np.ndarray, score_size: int) -> np.ndarray:
+    """Sub-cell position of each row's chosen cell: the vertex of a parabola through the response at
+    the cell and its row / column neighbours (same anchor). response [B, N] (N = k R R, index
+    a R R + i R + j), best [B], anchors [N, 4] (centres on the stride grid, crop pixels) -> [B, 2]
+    crop pixels. At most half a cell from the cell's centre; none on the border of the map."""
+    r = score_size
+    maps = response.reshape(len(best), -1, r, r)
+    a, rest = np.divmod(best, r * r)
+    i, j = np.divmod(rest, r)
+    rows = np.arange(len(best))
+
+    def at(di: int, dj: int) -> np.ndarray:
+        ii, jj = i + di, j + dj
+        inside = (ii >= 0) & (ii < r) & (jj >= 0) & (jj < r)
+        values = maps[rows, a, np.clip(ii, 0, r - 1), np.clip(jj, 0, r - 1)]
+        return np.where(inside, values, -np.inf)
+
+    stride = float(anchors[1, 0] - anchors[0, 0]) if r > 1 else 0.0
+    mid = at(0, 0)
+    dx = _parabola_vertex(at(0, -1), mid, at(0, 1))
+    dy = _parabola_vertex(at(-1, 0), mid, at(1, 0))
+    return anchors[best, :2] + stride * np.stack([dx, dy], axis=1)
+
+
 def postprocess(
     scores: np.ndarray,
     boxes: np.ndarray,
@@ -177,12 +211,15 @@ def postprocess(
     window_influence: np.ndarray | float,
     cfg: TrackerConfig,
     image_shape: Sequence[int],
+    anchors: np.ndarray | None = None,
+    score_size: int = 0,
 ) -> PostResult:
     """SiamRPN post-processing for B targets at once.
 
     scores [B, N]; boxes [B, N, 4] (cx, cy, w, h) in crop pixels relative to the crop centre;
     centers/sizes [B, 2] current state in image pixels; scale_z [B] crop pixels per image pixel;
-    window [N]; window_influence scalar or [B].
+    window [N]; window_influence scalar or [B]; anchors [N, 4] of the R x R map, R = score_size (both
+    needed when cfg.center_from is "peak").
     """
     scores = np.asarray(scores, dtype=np.float64)
     boxes = np.asarray(boxes, dtype=np.float64)
@@ -208,6 +245,10 @@ def postprocess(
     best = np.argmax(pscore, axis=1)
 
     box = boxes[rows, best] / scale_z[:, None]  # image pixels
+    if cfg.center_from == "peak":
+        if anchors is None or score_size < 1:
+            raise ValueError("postprocess: tracker.center_from 'peak' needs the anchors and the score size")
+        box[:, :2] = peak_positions(pscore, best, anchors, score_size) / scale_z[:, None]
     best_score = scores[rows, best]
     best_penalty = penalty[rows, best]
     held = ~valid[rows, best]
@@ -234,9 +275,11 @@ def clip_size(size: np.ndarray, cfg: TrackerConfig, image_shape: Sequence[int]) 
 
 
 def check_tracker_config(cfg: TrackerConfig) -> None:
-    """ValueError unless template_update is known, scale_steps is odd and >= 1 (symmetric around the
-    current size), scale_step > 1 and 0 < scale_penalty <= 1. Used at construction and by the node
-    before it applies run-time parameter changes."""
+    """ValueError unless center_from and template_update are known, scale_steps is odd and >= 1
+    (symmetric around the current size), scale_step > 1 and 0 < scale_penalty <= 1. Used at
+    construction and by the node before it applies run-time parameter changes."""
+    if cfg.center_from not in CENTER_SOURCES:
+        raise ValueError(f"tracker.center_from must be one of {CENTER_SOURCES}, got '{cfg.center_from}'")
     if cfg.template_update not in TEMPLATE_UPDATES:
         raise ValueError(f"tracker.template_update must be one of {TEMPLATE_UPDATES}, got '{cfg.template_update}'")
     if cfg.scale_steps < 1 or cfg.scale_steps % 2 == 0:
@@ -514,7 +557,7 @@ class SiamTracker:
         t0 = time.perf_counter()
         wi = np.array([cfg.lost_window_influence if t.state == LOST else cfg.window_influence for t in members])
         post = postprocess(scores, boxes, centers, scaled_sizes, scale_z, resp.window, np.repeat(wi, n_scales),
-                           cfg, bgr.shape)
+                           cfg, bgr.shape, resp.anchors_np, cls.shape[-1])
         if n_scales > 1:
             chosen, post = pick_scales(post, factors, sizes, cfg, bgr.shape)
             centers, scale_z = centers[chosen], scale_z[chosen]

@@ -58,6 +58,7 @@ TRACKER_DESCRIPTIONS = {
     "scale_steps": "search scales per target, odd: 3 = sizes x scale_step^(-1, 0, 1), size from the best; 1 = off",
     "scale_step": "ratio between neighbouring search scales (> 1)",
     "scale_penalty": "score factor for the search scales other than 1 (1.0: follows zooms faster, drifts more)",
+    "center_from": "regression (box offsets, as pysot) | peak (score peak refined to sub-cell precision)",
     "mask_enabled": "compute masks (only done while ~/mask or ~/debug_image has subscribers)",
     "mask_threshold": "mask probability threshold (paper: 0.5)",
     "template_update": "none (keep first template) | last (every frame) | blend (confidence-gated average)",

@@ -10,7 +10,8 @@ import torch
 
 from cyclesiam.anchors import base_anchors, generate_anchors
 from cyclesiam.config import AnchorConfig, TrackerConfig
-from cyclesiam.tracker import LOST, TRACKING, decode_response, hanning_window, next_state, postprocess, validate_box
+from cyclesiam.tracker import (LOST, TRACKING, check_tracker_config, decode_response, hanning_window, next_state,
+                               peak_positions, postprocess, validate_box)
 
 R, K = 25, 5
 ANCHOR_CFG = AnchorConfig()
@@ -30,7 +31,8 @@ def _maps(peaks: list[tuple[int, int, int, float]], batch: int = 1, base: float 
 def _run(cls, loc, centers, sizes, scale_z, cfg, wi=None):
     scores, boxes = decode_response(cls, loc, ANCHORS)
     wi = cfg.window_influence if wi is None else wi
-    return postprocess(scores.numpy(), boxes.numpy(), centers, sizes, scale_z, WINDOW, wi, cfg, IMAGE)
+    return postprocess(scores.numpy(), boxes.numpy(), centers, sizes, scale_z, WINDOW, wi, cfg, IMAGE,
+                       ANCHORS.numpy().astype(np.float64), R)
 
 
 def _index(a: int, i: int, j: int) -> int:
@@ -44,7 +46,7 @@ def test_decode_layout_and_single_peak():
     assert scores.shape == (1, K * R * R) and boxes.shape == (1, K * R * R, 4)
     assert int(scores.argmax()) == _index(2, 15, 10)
     assert float(scores.max()) == pytest.approx(1 / (1 + math.exp(-6.0)), abs=1e-6)
-    cfg = TrackerConfig()
+    cfg = TrackerConfig(center_from="regression")
     post = _run(cls, loc, np.array([[300.0, 200.0]]), np.array([[64.0, 64.0]]), np.array([1.0]), cfg)
     assert post.best[0] == _index(2, 15, 10)
     # loc = 0: the box is the anchor, centred (10-12)*8, (15-12)*8 from the crop centre
@@ -85,7 +87,7 @@ def test_size_smoothing_and_penalty_values_by_hand():
     loc[0, 0 * K + a, i, j] = 0.5  # dx: +0.5 anchor width
     loc[0, 1 * K + a, i, j] = -0.25  # dy
     loc[0, 2 * K + a, i, j] = math.log(2.0)  # w doubles
-    cfg = TrackerConfig(penalty_k=0.1, lr=0.32, window_influence=0.0)
+    cfg = TrackerConfig(penalty_k=0.1, lr=0.32, window_influence=0.0, center_from="regression")
     # target 128x128 image px at 0.5 crop px per image px -> 64x64 at crop scale (= the anchor)
     post = _run(cls, loc, np.array([[300.0, 200.0]]), np.array([[128.0, 128.0]]), np.array([0.5]), cfg)
     assert post.best[0] == _index(a, i, j)
@@ -98,6 +100,49 @@ def test_size_smoothing_and_penalty_values_by_hand():
     assert post.penalty[0] == pytest.approx(penalty, rel=1e-6)
     np.testing.assert_allclose(post.center[0], [300.0 + 48.0 / 0.5, 200.0 - 16.0 / 0.5], rtol=1e-6)
     np.testing.assert_allclose(post.size[0], [128 * (1 - lr) + 256 * lr, 128.0], rtol=1e-6)
+
+
+def test_peak_centre_is_the_parabola_vertex_and_ignores_the_regression_offset():
+    cls, loc, _ = _maps([])
+    a, i, j = 2, 10, 14
+    # fg logits sampled from a paraboloid with its vertex 0.3 cells right of j and 0.2 cells above i
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            cls[0, K + a, i + di, j + dj] = 4.0 - (dj - 0.3) ** 2 - (di + 0.2) ** 2
+    loc[0, 0 * K + a, i, j] = 0.5  # a regression offset that the peak centre must not use
+    centers, sizes, scale = np.array([[300.0, 200.0]]), np.array([[64.0, 64.0]]), np.array([0.5])
+    cfg = TrackerConfig(window_influence=0.0, penalty_k=0.0, center_from="peak")
+    scores, _ = decode_response(cls, loc, ANCHORS)
+    pscore = scores.numpy().astype(np.float64)
+    expected = peak_positions(pscore, np.array([_index(a, i, j)]), ANCHORS.numpy().astype(np.float64), R)[0]
+    # on the softmax scores the vertex moves a little, but stays on the side of the true one
+    assert 0.0 < expected[0] - (j - 12) * 8 < 4.0 and -4.0 < expected[1] - (i - 12) * 8 < 0.0
+    post = _run(cls, loc, centers, sizes, scale, cfg)
+    assert post.best[0] == _index(a, i, j)
+    np.testing.assert_allclose(post.center[0], centers[0] + expected / 0.5)
+    regression = _run(cls, loc, centers, sizes, scale, TrackerConfig(window_influence=0.0, penalty_k=0.0,
+                                                                     center_from="regression"))
+    assert regression.center[0, 0] == pytest.approx(300.0 + ((j - 12) * 8 + 32.0) / 0.5)
+
+
+def test_peak_vertex_exact_on_a_parabola_and_zero_at_the_border_or_a_plateau():
+    r, best = 5, np.array([1 * 5 + 2, 0 * 5 + 4, 2 * 5 + 2])  # (1,2) inner, (0,4) corner, (2,2) plateau
+    anchors = generate_anchors(AnchorConfig(ratios=[1.0], scales=[8.0]), r).astype(np.float64)
+    maps = np.zeros((3, r, r))
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):  # vertex +0.25 cells in x, -0.4 cells in y
+            maps[0, 1 + di, 2 + dj] = -(dj - 0.25) ** 2 - (di + 0.4) ** 2
+    maps[1, 0, 3], maps[1, 1, 4] = -1.0, -1.0  # corner: the outer neighbours do not exist
+    maps[2] = 1.0  # flat: no strict peak
+    got = peak_positions(maps.reshape(3, -1), best, anchors, r)
+    np.testing.assert_allclose(got[0], [(2 - 2) * 8 + 0.25 * 8, (1 - 2) * 8 - 0.4 * 8])
+    np.testing.assert_allclose(got[1], anchors[best[1], :2])
+    np.testing.assert_allclose(got[2], anchors[best[2], :2])
+
+
+def test_unknown_center_source_is_refused():
+    with pytest.raises(ValueError, match="center_from"):
+        check_tracker_config(TrackerConfig(center_from="mask"))
 
 
 def test_clip_to_image_and_minimum_size():
