@@ -105,7 +105,7 @@ class RuntimeConfig:
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     half: bool = False  # fp16 on CUDA only
-    backend: str = "torch"  # torch | onnxruntime
+    backend: str = "auto"  # auto (onnxruntime on the CPU when installed, else torch) | torch | onnxruntime
     providers: list[str] = field(default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     threads: int = 0  # torch/onnxruntime intra-op threads; 0 = library default
     channels_last: bool = True

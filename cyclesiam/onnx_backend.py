@@ -507,6 +507,8 @@ class OnnxBackend:
     `model_cfg`/`sha256`: when given, every file's metadata must match them.
     Tensors in and out are CPU torch tensors (zero-copy views of NumPy arrays)."""
 
+    name = "onnxruntime"
+
     def __init__(
         self,
         paths: Mapping[str, str | Path],

@@ -66,6 +66,7 @@ class TrackResult:
 class NetworkBackend(Protocol):
     """The only place the network is called. Inputs are BGR float32 crops 0..255, NCHW (CPU)."""
 
+    name: str  # "torch" | "onnxruntime": what runtime.backend resolved to
     has_mask: bool
 
     def template(self, z: torch.Tensor) -> torch.Tensor:
@@ -80,6 +81,8 @@ class NetworkBackend(Protocol):
 
 class TorchBackend:
     """`NetworkBackend` over a `SiameseNet` in eval mode, on any torch device."""
+
+    name = "torch"
 
     def __init__(
         self,
@@ -661,7 +664,8 @@ class SiamTracker:
 
 def build_tracker(cfg: "Config", checkpoint: str | Path | None = None) -> SiamTracker:
     """A tracker from the whole config: checkpoint weights when given, else a random-init model."""
-    from cyclesiam.device import resolve_device, use_half
+    from cyclesiam.config import merge
+    from cyclesiam.device import resolve_backend, resolve_device, use_half
     from cyclesiam.models.fuse import prepare_for_inference
 
     device = resolve_device(cfg.runtime.device)
@@ -669,10 +673,12 @@ def build_tracker(cfg: "Config", checkpoint: str | Path | None = None) -> SiamTr
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)  # process-wide, as the config documents
     model, model_cfg = _load_model(cfg, checkpoint)
-    if cfg.runtime.backend != "torch":  # onnxruntime (exported and cached on demand); unknown names raise
+    backend = resolve_backend(cfg.runtime.backend, device)
+    if backend != "torch":  # onnxruntime (exported and cached on demand); unknown names raise
         from cyclesiam.onnx_backend import make_backend
 
-        return SiamTracker(make_backend(cfg, model, model_cfg, checkpoint), cfg.tracker, model_cfg, "cpu")
+        resolved = merge(cfg, {"runtime": {"backend": backend}})
+        return SiamTracker(make_backend(resolved, model, model_cfg, checkpoint), cfg.tracker, model_cfg, "cpu")
     model = prepare_for_inference(model, device, channels_last=cfg.runtime.channels_last, half=half)
     return SiamTracker(model, cfg.tracker, model_cfg, device, half=half, channels_last=cfg.runtime.channels_last)
 

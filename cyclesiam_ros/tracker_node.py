@@ -73,7 +73,7 @@ TRACKER_DESCRIPTIONS = {
 RUNTIME_DESCRIPTIONS = {
     "device": "auto | cpu | cuda | cuda:N (restart to change)",
     "half": "fp16 inference on CUDA (restart to change)",
-    "backend": "torch | onnxruntime (restart to change)",
+    "backend": "auto (onnxruntime on the CPU when installed, else torch) | torch | onnxruntime (restart to change)",
     "providers": "onnxruntime execution providers in order of preference (restart to change)",
     "threads": "intra-op threads of the network runtime; 0 = library default (restart to change)",
     "channels_last": "channels-last memory format for torch (restart to change)",
@@ -105,7 +105,7 @@ class TrackerNode(Node):
         self.get_logger().info(
             f"ready: input '{self.image_topic}' ({self.get_parameter('input_transport').value}, "
             f"{self.get_parameter('image_reliability').value}), checkpoint {self.checkpoint_path}, "
-            f"device {self.tracker.device}"
+            f"device {self.tracker.device}, backend {self.tracker.backend.name}"
         )
 
     # ------------------------------------------------------------------ parameters

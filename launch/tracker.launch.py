@@ -19,7 +19,7 @@ ARGUMENTS = {
     "params_file": ("", "node parameters YAML; empty = config/tracker.yaml of this package"),
     "checkpoint": ("", "safetensors checkpoint; empty = the shipped default model"),
     "device": ("auto", "auto | cpu | cuda | cuda:N"),
-    "backend": ("torch", "torch | onnxruntime"),
+    "backend": ("auto", "auto (onnxruntime on the CPU when installed, else torch) | torch | onnxruntime"),
     "input_transport": ("raw", "raw | compressed"),
     "image_reliability": ("best_effort", "best_effort | reliable (match your camera driver)"),
     "namespace": ("", "namespace of the node (and its ~/ topics)"),

@@ -102,7 +102,7 @@ def _run_backend(cfg: Config, backbones: Sequence[str], modes: Sequence[str], ta
                 times, stages = bench_tracker(tracker, frames, count, iterations, warmup)
                 mean = float(times.mean())
                 rows.append(BenchRow(
-                    backend=cfg.runtime.backend, backbone=tracker.model_cfg.backbone, mode="box+mask" if mode == "mask" else "box",
+                    backend=tracker.backend.name, backbone=tracker.model_cfg.backbone, mode="box+mask" if mode == "mask" else "box",
                     targets=count, mean_ms=mean, p50_ms=float(np.percentile(times, 50)),
                     p95_ms=float(np.percentile(times, 95)), fps=1000.0 / mean, stages=stages,
                 ))

@@ -4,6 +4,7 @@ tracking equality on a real clip, the export cache, and clear errors for bad fil
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import torch
 
 import cyclesiam
 from cyclesiam.config import Config, ConfigError, ModelConfig, RuntimeConfig, merge, to_dict
+from cyclesiam.device import resolve_backend
 from cyclesiam.models.builder import build_model
 from cyclesiam.onnx_backend import (
     OnnxBackend, OnnxError, check_on_frames, compare_with_torch, dynamic_conv_weights, ensure_exported,
@@ -283,3 +285,17 @@ def test_read_only_checkpoint_dir_falls_back_to_user_cache(ckpt, tmp_path, monke
     finally:
         ro.chmod(0o755)
     assert out.directory == tmp_path / "xdg" / "cyclesiam" / "onnx" / file_sha256(copy_ckpt)[:16]
+
+
+def test_auto_backend_is_onnxruntime_on_the_cpu_and_torch_on_cuda_or_without_it(ckpt, monkeypatch):
+    assert resolve_backend("auto", torch.device("cpu")) == "onnxruntime"  # both installed here
+    assert resolve_backend("auto", torch.device("cuda")) == "torch"
+    assert resolve_backend(" Torch ", torch.device("cpu")) == "torch"
+    tracker = build_tracker(merge(Config(), {"runtime": {"device": "cpu"}}), checkpoint=ckpt)
+    assert Config().runtime.backend == "auto" and tracker.backend.name == "onnxruntime"
+    assert build_tracker(merge(Config(), {"runtime": {"device": "cpu", "backend": "torch"}}),
+                         checkpoint=ckpt).backend.name == "torch"
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a))
+    assert resolve_backend("auto", torch.device("cpu")) == "torch"  # a robot without onnxruntime
