@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         b = bench.get(t, {})
         speed = {"bench_box_ms": b.get("box", math.nan), "bench_box_mask_ms": b.get("box+mask", math.nan),
                  "harness_ms_640x480": harness_ms(sets, t, args.speed_sequence)}
-        rows[t] = {"sets": vals, "speed": speed}
+        backend = next((d["trackers"][t].get("backend", "") for d in sets.values() if t in d["trackers"]), "")
+        rows[t] = {"sets": vals, "speed": speed, "backend": backend}
 
     def speed_cell(s: dict[str, float]) -> str:
         if not math.isnan(s["bench_box_mask_ms"]) or not math.isnan(s["bench_box_ms"]):
@@ -160,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         jcell = fmt(j.get("J"))
         if j.get("J_from_box"):
             jcell += " (filled box)"
-        lines.append(f"| {t} | {pair(v, 'auc', names)} | {pair(v, 'precision20', names)} | {pair(v, 'vot_accuracy', names)} "
+        label = f"{t} ({r['backend']})" if r["backend"] not in ("", "opencv") else t
+        lines.append(f"| {label} | {pair(v, 'auc', names)} | {pair(v, 'precision20', names)} | {pair(v, 'vot_accuracy', names)} "
                      f"| {pair(v, 'failures', names)} | {pair(v, 'eao', names)} | {jcell} | {speed_cell(r['speed'])} |")
     lines += ["", "Sets:"]
     for n, data in sets.items():

@@ -43,6 +43,7 @@ class OpenCVTracker:
 
     def __init__(self, kind: str = "csrt") -> None:
         self.name = kind
+        self.backend = "opencv"
         self._factory = _opencv_factory(kind)
         self._tracker: Any = None
         self._last: Box | None = None
@@ -76,6 +77,7 @@ class SiamTrackerAdapter:
         self.name = name or (Path(checkpoint).stem if checkpoint else "cyclesiam-random")
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self._tracker = build_tracker(config, checkpoint=self.checkpoint)
+        self.backend = self._tracker.backend.name  # what runtime.backend resolved to
         self._target: str | None = None
 
     def init(self, frame: np.ndarray, box: Box, mask: np.ndarray | None = None) -> None:

@@ -78,12 +78,14 @@ def save_predictions(out: Path, result: TrackerResults) -> None:
 
 
 def write_outputs(out: Path, args: argparse.Namespace, cfg: Config, results: dict[str, TrackerResults],
-                  summaries: dict[str, dict[str, Any]]) -> None:
+                  summaries: dict[str, dict[str, Any]], backends: dict[str, str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    backends = backends or {}
     doc = {
         "dataset": str(args.dataset), "format": args.fmt, "eval_config": to_dict(cfg.eval),
         "tracker_config": to_dict(cfg.tracker),
-        "trackers": {name: {"overall": summaries[name], "sequences": r.sequences} for name, r in results.items()},
+        "trackers": {name: {"backend": backends.get(name, ""), "overall": summaries[name], "sequences": r.sequences}
+                     for name, r in results.items()},
     }
     plots.write_results_json(out / "results.json", doc)
     if any("ope" in s for s in summaries.values()):
@@ -127,13 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     taken: set[str] = set()
     results: dict[str, TrackerResults] = {}
     summaries: dict[str, dict[str, Any]] = {}
+    backends: dict[str, str] = {}
     for spec in specs:
         name = unique_name(spec if spec in OPENCV_TRACKERS else Path(spec).stem, taken)
         tracker = build_tracker(spec, cfg, name)
+        backends[name] = getattr(tracker, "backend", "")
         results[name] = evaluate_tracker(tracker, sequences, cfg.eval, log=print)
         summaries[name] = overall(results[name], cfg.eval)
     out = Path(args.out)
-    write_outputs(out, args, cfg, results, summaries)
+    write_outputs(out, args, cfg, results, summaries, backends)
     print_table(summaries)
     print(f"results: {out / 'results.json'}")
     return 0

@@ -228,6 +228,8 @@ def test_cli_compares_checkpoints_and_a_baseline(generated: Path, tmp_path: Path
     assert code == 0
     doc = json.loads((out / "results.json").read_text())
     assert sorted(doc["trackers"]) == ["csrt", "light", "light_2"]
+    # what runtime.backend "auto" resolved to is recorded (onnxruntime: the CPU, and it is installed here)
+    assert doc["trackers"]["light"]["backend"] == "onnxruntime" and doc["trackers"]["csrt"]["backend"] == "opencv"
     # same weights, same deterministic tracker: identical numbers
     assert doc["trackers"]["light"]["overall"]["ope"]["auc"] == doc["trackers"]["light_2"]["overall"]["ope"]["auc"]
     assert (out / "predictions" / "light_2").is_dir()
