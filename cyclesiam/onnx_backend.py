@@ -590,17 +590,19 @@ def make_backend(
     model_cfg: ModelConfig,
     checkpoint: str | Path | None = None,
 ) -> "NetworkBackend":
-    """The NetworkBackend `cfg.runtime.backend` names, for `model` (unfolded, as loaded).
+    """The NetworkBackend `cfg.runtime.backend` names (`auto` resolved by `resolve_backend`), for
+    `model` (unfolded, as loaded).
 
     onnxruntime: exported on demand and cached next to `checkpoint` (see `ensure_exported`);
     without a checkpoint (random-init model) the export goes to a temporary directory."""
-    backend = cfg.runtime.backend
+    from cyclesiam.device import resolve_backend, resolve_device, use_half
+
+    device = resolve_device(cfg.runtime.device)
+    backend = resolve_backend(cfg.runtime.backend, device)
     if backend == "torch":
-        from cyclesiam.device import resolve_device, use_half
         from cyclesiam.models.fuse import prepare_for_inference
         from cyclesiam.tracker import TorchBackend
 
-        device = resolve_device(cfg.runtime.device)
         half = use_half(device, cfg.runtime.half)
         prepared = prepare_for_inference(model, device, channels_last=cfg.runtime.channels_last, half=half)
         has_mask = bool(model_cfg.mask) and getattr(prepared, "mask_head", None) is not None

@@ -664,23 +664,14 @@ class SiamTracker:
 
 def build_tracker(cfg: "Config", checkpoint: str | Path | None = None) -> SiamTracker:
     """A tracker from the whole config: checkpoint weights when given, else a random-init model."""
-    from cyclesiam.config import merge
-    from cyclesiam.device import resolve_backend, resolve_device, use_half
-    from cyclesiam.models.fuse import prepare_for_inference
+    from cyclesiam.onnx_backend import make_backend  # onnx/onnxruntime are imported only when used
 
-    device = resolve_device(cfg.runtime.device)
-    half = use_half(device, cfg.runtime.half)
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)  # process-wide, as the config documents
     model, model_cfg = _load_model(cfg, checkpoint)
-    backend = resolve_backend(cfg.runtime.backend, device)
-    if backend != "torch":  # onnxruntime (exported and cached on demand); unknown names raise
-        from cyclesiam.onnx_backend import make_backend
-
-        resolved = merge(cfg, {"runtime": {"backend": backend}})
-        return SiamTracker(make_backend(resolved, model, model_cfg, checkpoint), cfg.tracker, model_cfg, "cpu")
-    model = prepare_for_inference(model, device, channels_last=cfg.runtime.channels_last, half=half)
-    return SiamTracker(model, cfg.tracker, model_cfg, device, half=half, channels_last=cfg.runtime.channels_last)
+    # torch on its device, or onnxruntime (exported and cached on demand); unknown names raise
+    backend = make_backend(cfg, model, model_cfg, checkpoint)
+    return SiamTracker(backend, cfg.tracker, model_cfg, getattr(backend, "device", "cpu"))
 
 
 def _load_model(cfg: "Config", checkpoint: str | Path | None) -> tuple[torch.nn.Module, ModelConfig]:
