@@ -30,13 +30,12 @@ def one_step_errors(tracker, paths: list, boxes: np.ndarray, step: int) -> tuple
     """(tracker errors, stay errors) over frames step, 2 step, ... whose box and previous box are known."""
     tracker.clear()
     target_id = tracker.add_target(read_image(paths[0]), tuple(boxes[0]))
-    target = tracker._targets[target_id]  # the state is set from ground truth, as in scale_response.py
     errors, stay = [], []
     for t in range(step, len(boxes), step):
         before, now = boxes[t - 1], boxes[t]
         if not (np.isfinite(before).all() and np.isfinite(now).all()):
             continue
-        target.center, target.size = centre(before), np.array(before[2:4], dtype=np.float64)
+        tracker.set_box(target_id, before)
         (result,) = tracker.track(read_image(paths[t]))
         norm = float(np.sqrt(now[2] * now[3]))
         errors.append(float(np.linalg.norm(centre(np.asarray(result.bbox)) - centre(now))) / norm)

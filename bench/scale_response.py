@@ -57,10 +57,9 @@ def main() -> None:
         ratios, scores = [], []
         for image_a, box_a, image_b, box_b in work:
             tracker.clear()
-            tracker.add_target(image_a, tuple(box_a))
-            target = tracker._targets[tracker.target_ids[0]]
+            target_id = tracker.add_target(image_a, tuple(box_a))
             x, y, w, h = box_b
-            target.center, target.size = np.array([x + w / 2, y + h / 2]), np.array([w * k, h * k])
+            tracker.set_box(target_id, (x + w * (1 - k) / 2, y + h * (1 - k) / 2, w * k, h * k))  # k x, same centre
             (result,) = tracker.track(image_b)
             ratios.append(np.sqrt(result.bbox[2] * result.bbox[3] / (w * h)))
             scores.append(result.score)

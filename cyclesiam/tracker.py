@@ -474,6 +474,18 @@ class SiamTracker:
     def clear(self) -> None:
         self._targets.clear()
 
+    def set_box(self, target_id: str, bbox: Sequence[float]) -> None:
+        """Move a target's search state to `bbox` (x, y, w, h, pixels), keeping its template: for
+        diagnostics that start each frame from a known box (bench/center_precision.py)."""
+        try:
+            target = self._targets[str(target_id)]
+        except KeyError:
+            raise KeyError(f"no target '{target_id}'; targets: {self.target_ids}") from None
+        x, y, w, h = (float(v) for v in bbox)
+        if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
+            raise ValueError(f"set_box: box must be finite with positive size, got {tuple(bbox)}")
+        target.center, target.size = np.array([x + w / 2, y + h / 2]), np.array([w, h])
+
     def result(self, target_id: str) -> TrackResult:
         """The current state of one target (after `add_target`: the given box)."""
         try:

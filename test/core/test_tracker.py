@@ -187,6 +187,22 @@ def test_remove_clear_ids_and_empty_track(model, model_cfg, cube_frames):
     assert tracker.track(cube_frames[1]) == []
 
 
+def test_set_box_moves_the_state_and_keeps_the_template(model, model_cfg, cube_frames):
+    tracker = _tracker(model, model_cfg)
+    a = tracker.add_target(cube_frames[0], BOXES[0])
+    template = tracker._targets[a].zf.clone()
+    tracker.set_box(a, BOXES[1])
+    assert tracker.result(a).bbox == pytest.approx(BOXES[1])
+    assert torch.equal(tracker._targets[a].zf, template)
+    with pytest.raises(ValueError, match="positive size"):
+        tracker.set_box(a, (10.0, 10.0, 0.0, 5.0))
+    with pytest.raises(ValueError, match="finite"):
+        tracker.set_box(a, (float("nan"), 10.0, 5.0, 5.0))
+    with pytest.raises(KeyError, match="no target"):
+        tracker.set_box("nope", BOXES[1])
+    assert tracker.result(a).bbox == pytest.approx(BOXES[1])  # a refused box changes nothing
+
+
 def test_build_tracker_from_config():
     cfg = Config()
     cfg.model.backbone = "light"
