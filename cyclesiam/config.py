@@ -167,6 +167,15 @@ class TrainConfig:
     max_positives: int = 16
     max_anchors: int = 64
     smooth_l1_beta: float = 0.1111  # box loss: smooth L1 transition point (Faster R-CNN RPN: 1/9)
+    # scale ranking (not in the paper; 0 = off): the last hop also searches t1 at a second crop
+    # scale (x tracker.scale_step^+-1), and of the two crops the one whose scale is nearer the
+    # initial target's must score higher near the target (logistic loss on the score margin).
+    # Trains the decision the tracker's scale search makes (docs/MODEL.md, "Scale").
+    scale_rank_weight: float = 0.0
+    scale_rank_radius: int = 1  # response cells around the target's cell that the score margin is taken over
+    # template the ranking's crops are searched with: hop (the final hop's, from the predicted box of
+    # the last middle frame) | initial (t1's own initial box: the right scale is exactly known)
+    scale_rank_template: str = "hop"
     # backbone
     backbone_weights: str = ""  # ImageNet weights (torchvision layout) for initialisation
     freeze_backbone_steps: int = -1  # -1 = frozen for the whole run; N = unfreeze after N steps

@@ -14,6 +14,13 @@ t1, the predicted box otherwise); the search crop of path[h+1] is centred on tha
 window and size smoothing. The final hop searches t1 around the initial box shifted by up
 to `search_shift` crop pixels (and scaled by `search_scale_jitter`); only its output is
 compared with the initial target: L = cls_weight L_score + loc_weight L_box + mask_weight L_mask.
+
+Optional scale ranking (`scale_rank_weight` > 0, not in the paper): the final hop's template
+also searches t1 in a second crop, `tracker.scale_step`^+-1 times the first one's size with the
+target at the same crop position. The initial target's scale is known in both, so the crop
+whose scale is nearer it must score higher around the target: + scale_rank_weight L_rank, a
+logistic loss on the difference of the best object-vs-background logits near the target.
+This trains the choice the tracker's scale search makes from the score (docs/MODEL.md).
 """
 
 from __future__ import annotations
@@ -33,6 +40,11 @@ from cyclesiam_train import losses
 
 # keys of the batch dictionary produced by cyclesiam_train.data (collated)
 BATCH_KEYS = ("frames", "pad", "bounds", "box", "mask", "scale", "shift", "jitter")
+# the per-step statistics CycleModel.forward returns, in order (logged by the trainer)
+STAT_KEYS = ("loss", "cls", "loc", "mask", "iou", "positives", "rank", "rank_acc")
+# scale-ranking pairs whose two crops are this close to equally far from the target's scale
+# (|log|, i.e. ~2%) carry no ranking signal and are left out
+RANK_MIN_GAP = 0.02
 
 
 def cycle_path(cycle_length: int, cycle_return: str = "retrace") -> list[int]:
@@ -72,10 +84,19 @@ def context_side(sizes: torch.Tensor, context: float) -> torch.Tensor:
     return torch.sqrt((sizes[:, 0] + p) * (sizes[:, 1] + p))
 
 
+def rescaled_window(target_center: torch.Tensor, shift: torch.Tensor, side: torch.Tensor, factor: torch.Tensor,
+                    out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A search window `factor` [B] times `side` [B] whose crop shows the target centre [B, 2] at the
+    same crop position as the final hop's (`shift` crop px off the centre) -> (centre [B, 2], side [B])."""
+    new_side = side * factor
+    return target_center - shift * new_side[:, None] / out_size, new_side
+
+
 @dataclass
 class CycleOutput:
     loss: torch.Tensor  # scalar, weighted total
-    parts: dict[str, torch.Tensor]  # detached scalars: loss, cls, loc, mask, iou (final-hop best box vs target), pos
+    # detached scalars: loss, cls, loc, mask, iou (final-hop best box vs target), pos, rank, rank_acc
+    parts: dict[str, torch.Tensor]
 
 
 class CycleModel(nn.Module):
@@ -104,15 +125,21 @@ class CycleModel(nn.Module):
         anchors, window = self._anchor_cache[r]
         return anchors.to(device), window.to(device)
 
+    def _template(self, z_img: torch.Tensor, z_pad: torch.Tensor, center: torch.Tensor,
+                  size: torch.Tensor) -> torch.Tensor:
+        """Template features of the target (center, size) in z_img."""
+        z_side = context_side(size, self.tracker_cfg.context_amount)
+        return self.net.template(crop_batch(z_img, z_pad, center, z_side, self.model_cfg.template_size))
+
+    def _search(self, zf: torch.Tensor, x_img: torch.Tensor, x_pad: torch.Tensor, x_center: torch.Tensor,
+                x_side: torch.Tensor):
+        """Net outputs (cls, loc, feat) of template features zf over the window (x_center, x_side) of x_img."""
+        return self.net.track(zf, crop_batch(x_img, x_pad, x_center, x_side, self.model_cfg.search_size))
+
     def _hop(self, z_img: torch.Tensor, z_pad: torch.Tensor, center: torch.Tensor, size: torch.Tensor,
              x_img: torch.Tensor, x_pad: torch.Tensor, x_center: torch.Tensor, x_side: torch.Tensor):
         """Template around (center, size) in z_img, search window (x_center, x_side) in x_img -> net outputs."""
-        mc = self.model_cfg
-        z_side = context_side(size, self.tracker_cfg.context_amount)
-        z = crop_batch(z_img, z_pad, center, z_side, mc.template_size)
-        x = crop_batch(x_img, x_pad, x_center, x_side, mc.search_size)
-        zf = self.net.template(z)
-        return self.net.track(zf, x)
+        return self._search(self._template(z_img, z_pad, center, size), x_img, x_pad, x_center, x_side)
 
     def decode_best(self, cls: torch.Tensor, loc: torch.Tensor, center: torch.Tensor, size: torch.Tensor,
                     x_side: torch.Tensor, bounds: torch.Tensor, min_size: torch.Tensor,
@@ -157,10 +184,10 @@ class CycleModel(nn.Module):
 
     # -- the cycle -----------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor], label_seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the cycle; returns (loss, stats[6] = loss, cls, loc, mask, iou, positives) for logging."""
+        """Run the cycle; returns (loss, stats in STAT_KEYS order) for logging."""
         out = self.run(batch, label_seed)
         p = out.parts
-        stats = torch.stack([p["loss"], p["cls"], p["loc"], p["mask"], p["iou"], p["pos"]])
+        stats = torch.stack([p[key if key != "positives" else "pos"] for key in STAT_KEYS])
         return out.loss, stats
 
     def run(self, batch: dict[str, torch.Tensor], label_seed: int = 0) -> CycleOutput:
@@ -193,10 +220,60 @@ class CycleModel(nn.Module):
         side0 = context_side(init[:, 2:], self.tracker_cfg.context_amount) * ratio * batch["jitter"].float()
         crop_scale = mc.search_size / side0  # crop px per canvas px
         x_center = init[:, :2] - batch["shift"].float() / crop_scale[:, None]
-        cls, loc, feat = self._hop(frame(a), pad[:, a], center, size, frame(b), pad[:, b], x_center, side0)
+        zf = self._template(frame(a), pad[:, a], center, size)
+        cls, loc, feat = self._search(zf, frame(b), pad[:, b], x_center, side0)
         # the target in search-crop coordinates (relative to the crop centre)
         target = torch.cat([(init[:, :2] - x_center) * crop_scale[:, None], init[:, 2:] * crop_scale[:, None]], dim=1)
-        return self._loss(cls, loc, feat, target, batch["mask"], x_center, side0, label_seed)
+        out = self._loss(cls, loc, feat, target, batch["mask"], x_center, side0, label_seed)
+        if tc.scale_rank_weight > 0:
+            rank_cls = cls
+            if tc.scale_rank_template == "initial":
+                zf = self._template(frame(b), pad[:, b], init[:, :2], init[:, 2:])
+                rank_cls = self._search(zf, frame(b), pad[:, b], x_center, side0)[0]
+            l_rank, accuracy = self._scale_rank(zf, frame(b), pad[:, b], init, batch["shift"].float(),
+                                                batch["jitter"].float(), side0, rank_cls, label_seed)
+            out.loss = out.loss + tc.scale_rank_weight * l_rank
+            out.parts.update(loss=out.loss.detach().float(), rank=l_rank.detach().float(), rank_acc=accuracy)
+        return out
+
+    def _scale_rank(self, zf: torch.Tensor, x_img: torch.Tensor, x_pad: torch.Tensor, init: torch.Tensor,
+                    shift: torch.Tensor, jitter: torch.Tensor, side0: torch.Tensor, cls: torch.Tensor,
+                    label_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scale-ranking loss and accuracy (fraction of pairs already ranked right) of the final hop.
+
+        The first crop is the final hop's (side0, the target's scale off by `jitter`); the second is
+        scale_step^sign times it (a random sign per sample), with the target at the same crop
+        position. The crop nearer the target's own scale (|log scale| smaller) must score higher.
+        """
+        sign = torch.randint(0, 2, (init.shape[0],), generator=torch.Generator().manual_seed(int(label_seed) + 1))
+        step = torch.as_tensor(self.tracker_cfg.scale_step, dtype=side0.dtype, device=side0.device)
+        factor = step ** (sign.to(side0.device, side0.dtype) * 2.0 - 1.0)
+        x_center1, side1 = rescaled_window(init[:, :2], shift, side0, factor, self.model_cfg.search_size)
+        cls1, _, _ = self._search(zf, x_img, x_pad, x_center1, side1)
+        edge = (cls.shape[-1] // 2) * self.model_cfg.anchor.stride
+        position = shift.clamp(-edge, edge)  # the target's centre in both crops (crop px from the centre)
+        margin0 = self._best_logit_near(cls, position)
+        margin1 = self._best_logit_near(cls1, position)
+        dist0, dist1 = jitter.log().abs(), (jitter * factor).log().abs()
+        valid = (dist0 - dist1).abs() > RANK_MIN_GAP
+        first_nearer = (dist0 < dist1).to(margin0.dtype) * 2.0 - 1.0  # +1: crop 0 must score higher
+        diff = (margin0 - margin1) * first_nearer
+        if not valid.any():
+            zero = diff.sum() * 0.0
+            return zero, zero.detach()
+        loss = F.softplus(-diff[valid]).mean()
+        return loss, (diff[valid] > 0).float().mean().detach()
+
+    def _best_logit_near(self, cls: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """Per sample, the highest object-minus-background log-probability among the anchors whose
+        cell is within `scale_rank_radius` cells of `position` [B, 2] (crop px from the centre) -> [B]."""
+        k = self.model_cfg.anchor.num_anchors
+        logp = losses.flatten_cls(cls, k)  # [B, A, 2]
+        logit = logp[..., 1] - logp[..., 0]
+        anchors, _ = self._anchors(cls.shape[-1], cls.device)
+        reach = (self.train_cfg.scale_rank_radius + 0.5) * self.model_cfg.anchor.stride
+        near = ((anchors[None, :, :2] - position[:, None, :]).abs() <= reach).all(dim=2)  # [B, A]
+        return logit.masked_fill(~near, float("-inf")).amax(dim=1)
 
     def _loss(self, cls: torch.Tensor, loc: torch.Tensor, feat: torch.Tensor, target: torch.Tensor,
               mask: torch.Tensor, x_center: torch.Tensor, x_side: torch.Tensor, label_seed: int) -> CycleOutput:
@@ -225,9 +302,11 @@ class CycleModel(nn.Module):
         total = tc.cls_weight * l_cls + tc.loc_weight * l_loc + tc.mask_weight * l_mask
         with torch.no_grad():
             iou = self._final_iou(cls, loc, target)
+            zero_stat = iou.new_zeros(())
         parts = {"loss": total.detach().float(), "cls": l_cls.detach().float(), "loc": l_loc.detach().float(),
                  "mask": l_mask.detach().float(), "iou": iou,
-                 "pos": (lab.labels == label_ops.POSITIVE).sum(dim=1).float().mean()}
+                 "pos": (lab.labels == label_ops.POSITIVE).sum(dim=1).float().mean(),
+                 "rank": zero_stat, "rank_acc": zero_stat}
         return CycleOutput(loss=total, parts=parts)
 
     def _search_mask(self, mask: torch.Tensor, x_center: torch.Tensor, x_side: torch.Tensor) -> torch.Tensor:

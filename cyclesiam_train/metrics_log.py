@@ -108,8 +108,8 @@ def plot_losses(run_dir: str | Path, out: str | Path | None = None) -> Path:
     steps = [r["step"] for r in records]
     window = max(1, len(records) // 20)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for ax, keys, title in ((axes[0], ["loss"], "total loss"), (axes[1], ["cls", "loc", "mask"], "loss parts"),
-                            (axes[2], ["iou", "lr"], "final-hop IoU / lr")):
+    for ax, keys, title in ((axes[0], ["loss"], "total loss"), (axes[1], ["cls", "loc", "mask", "rank"], "loss parts"),
+                            (axes[2], ["iou", "rank_acc", "lr"], "final-hop IoU / scale-rank accuracy / lr")):
         for key in keys:
             vals = [float(r.get(key, math.nan)) for r in records]
             if all(math.isnan(v) for v in vals):

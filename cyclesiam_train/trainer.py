@@ -30,7 +30,7 @@ from cyclesiam import config as config_mod
 from cyclesiam.config import Config
 from cyclesiam.models.builder import build_model
 from cyclesiam_train import distributed as dist_mod
-from cyclesiam_train.cycle import CycleModel
+from cyclesiam_train.cycle import STAT_KEYS, CycleModel
 from cyclesiam_train.data import CycleDataset, StepSampler, describe, discover_streams, make_clips, to_device, worker_init
 from cyclesiam_train.metrics_log import MetricsLog, Progress, plot_losses
 from cyclesiam_train.seeds import build_seeds
@@ -130,6 +130,14 @@ def validate_train_config(cfg: Config, world: int) -> None:
         raise err("train.checkpoint_every and train.log_every must be >= 1")
     if not 0.0 <= t.gray_probability <= 1.0:
         raise err(f"train.gray_probability must be in [0, 1], got {t.gray_probability}")
+    if t.scale_rank_weight < 0 or t.scale_rank_radius < 0:
+        raise err(f"train.scale_rank_weight and train.scale_rank_radius must be >= 0, got "
+                  f"{t.scale_rank_weight}, {t.scale_rank_radius}")
+    if t.scale_rank_template not in ("hop", "initial"):
+        raise err(f"train.scale_rank_template must be hop or initial, got {t.scale_rank_template!r}")
+    if t.scale_rank_weight > 0 and not cfg.tracker.scale_step > 1.0:
+        raise err(f"train.scale_rank_weight needs tracker.scale_step > 1 (the second crop's scale), "
+                  f"got {cfg.tracker.scale_step}")
     if cfg.train.seeds.box_mask not in ("ellipse", "rectangle"):
         raise err(f"train.seeds.box_mask must be ellipse or rectangle, got {cfg.train.seeds.box_mask!r}")
 
@@ -227,7 +235,7 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------
     def train_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Forward the cycle, backward, clip, SGD step. Returns stats [loss, cls, loc, mask, iou, pos] (rank mean)."""
+        """Forward the cycle, backward, clip, SGD step. Returns stats in STAT_KEYS order (rank mean)."""
         t = self.cfg.train
         module = self._wrapped()
         seed = step_seed(t.seed, self.step, self.info.rank)
@@ -304,9 +312,11 @@ class Trainer:
         return TrainResult(self.run_dir, self.step, final, interrupted, code, self.net)
 
     def _record(self, step: int, stats: list[float], cps: float) -> dict[str, Any]:
-        keys = ("loss", "cls", "loc", "mask", "iou", "positives")
         rec: dict[str, Any] = {"step": step}
-        rec.update({k: float(v) for k, v in zip(keys, stats)})
+        rec.update({k: float(v) for k, v in zip(STAT_KEYS, stats)})
+        if self.cfg.train.scale_rank_weight <= 0:  # the term is off: no flat zero curves
+            rec.pop("rank")
+            rec.pop("rank_acc")
         rec.update({"lr": self.optimizer.param_groups[0]["lr"], "cycles_per_s": cps,
                     "backbone_frozen": bool(self._frozen), "time": time.time()})
         return rec
