@@ -78,6 +78,11 @@ class TrackerConfig:
     scale_steps: int = 3
     scale_step: float = 1.1
     scale_penalty: float = 0.998
+    # per-target scale calibration: when a target is added, its first frame is searched at the
+    # scale-search scales too, where the true scale is known (the given box). A scale that scores
+    # above the true one there is damped by that ratio for the rest of the track, so a model's
+    # lean towards one scale on this target's appearance does not walk the size away (docs/MODEL.md)
+    scale_calibration: bool = True
     # where the new centre comes from: "regression" = the box regression at the best anchor (pysot);
     # "peak" = the best cell of the penalised, windowed score refined to sub-cell precision by a
     # parabola through its neighbours (the regression's offset unused). With the default model "peak"

@@ -300,18 +300,32 @@ def scale_factors(cfg: TrackerConfig) -> np.ndarray:
     return cfg.scale_step ** (np.arange(n) - n // 2).astype(np.float64)
 
 
+def scale_bias(best_pscores: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Per-scale score factors from a search at the true scale (tracker.scale_calibration):
+    best_pscores [B, S] of the scales `factors` [S] on a frame whose true size is factor 1.
+    A scale that scored above the true one gets true / its score (< 1), the rest 1 -> [B, S]."""
+    best = np.asarray(best_pscores, dtype=np.float64)
+    true = best[:, np.flatnonzero(np.asarray(factors) == 1.0)[0]][:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(best > true, true / best, 1.0)
+    return np.where(np.isfinite(ratio), np.clip(ratio, 0.0, 1.0), 1.0)
+
+
 def pick_scales(post: PostResult, factors: np.ndarray, sizes: np.ndarray, cfg: TrackerConfig,
-                image_shape: Sequence[int]) -> tuple[np.ndarray, PostResult]:
+                image_shape: Sequence[int], bias: np.ndarray | None = None) -> tuple[np.ndarray, PostResult]:
     """Scale search: `post` holds B targets x S scales (target-major rows, state size x factors[s]).
     Per target keep the scale whose best penalised score (x scale_penalty off 1) is highest; the new
     size is the state size moved towards size x that factor by the usual smoothing weight (SiamFC).
     The box regression's size is not used here: a network whose regression is blind to scale
-    (docs/MODEL.md) would otherwise drift; its position still is.
+    (docs/MODEL.md) would otherwise drift; its position still is. `bias` [B, S] (scale_bias) scales
+    each target's scores further.
     Returns (chosen rows [B], PostResult of those rows)."""
     s = len(factors)
     rows = np.arange(len(post.best))
     best_pscore = post.pscore[rows, post.best].reshape(-1, s)
     best_pscore = best_pscore * np.where(factors == 1.0, 1.0, cfg.scale_penalty)[None, :]
+    if bias is not None:
+        best_pscore = best_pscore * bias
     pick = np.argmax(best_pscore, axis=1)
     chosen = np.arange(best_pscore.shape[0]) * s + pick
     picked = post.take(chosen)
@@ -370,6 +384,8 @@ class _Target:
     frames: int = 0
     polygon: np.ndarray | None = None
     mask: np.ndarray | None = None
+    # tracker.scale_calibration: (the scale factors it was measured at, score factor per scale)
+    scale_bias: tuple[tuple[float, ...], np.ndarray] | None = None
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:
@@ -387,6 +403,17 @@ class _Target:
             polygon=[[float(px), float(py)] for px, py in poly],
             mask=self.mask,
         )
+
+
+@dataclass
+class _Search:
+    """One batched search: post-processed rows (target-major x scales) and what the masks need."""
+
+    post: PostResult
+    centers: np.ndarray
+    scale_z: np.ndarray
+    feat: torch.Tensor
+    resp: "_Response"
 
 
 @dataclass
@@ -462,10 +489,20 @@ class SiamTracker:
         init_mask, polygon = self._initial_mask(mask, bgr.shape)
         zf = self._templates(bgr, center[None], size[None])[0]
         tid = str(target_id) if target_id not in (None, "") else self._next_id()
-        self._targets[tid] = _Target(
-            id=tid, center=center, size=size, zf=zf, polygon=polygon, mask=init_mask
-        )
+        target = _Target(id=tid, center=center, size=size, zf=zf, polygon=polygon, mask=init_mask)
+        if self.cfg.scale_calibration and self.cfg.scale_steps > 1:
+            target.scale_bias = self._calibrate_scales(bgr, target)
+        self._targets[tid] = target
         return tid
+
+    def _calibrate_scales(self, bgr: np.ndarray, target: _Target) -> tuple[tuple[float, ...], np.ndarray]:
+        """tracker.scale_calibration: search the target's own first frame at every scale (the true
+        one is factor 1) and keep scale_bias of the scores."""
+        factors = scale_factors(self.cfg)
+        found = self._search(bgr, image_mean(bgr), self.model_cfg.search_size, [target], factors, {})
+        post = found.post
+        best = post.pscore[np.arange(len(post.best)), post.best].reshape(1, -1)
+        return tuple(float(f) for f in factors), scale_bias(best, factors)[0]
 
     def remove_target(self, target_id: str) -> bool:
         """Forget one target; False when it did not exist."""
@@ -542,39 +579,17 @@ class SiamTracker:
         self, bgr: np.ndarray, pad: tuple[float, ...], search_size: int, members: list[_Target], timing: dict
     ) -> list[_Target]:
         """One batched forward + post-processing for targets sharing a search size; returns those updated."""
-        cfg, tsize = self.cfg, self.model_cfg.template_size
+        cfg = self.cfg
         # a LOST target's box is held and only its score decides recovery: one scale is enough,
         # and the wide lost crop is the most expensive forward there is
         factors = np.ones(1) if all(t.state == LOST for t in members) else scale_factors(cfg)
-        n_scales = len(factors)
-        sizes = np.stack([t.size for t in members])
-        # one row per (target, scale), target-major; without scale search just one row per target
-        centers = np.repeat(np.stack([t.center for t in members]), n_scales, axis=0)
-        scaled_sizes = np.repeat(sizes, n_scales, axis=0) * np.tile(factors, len(members))[:, None]
-        s_z = template_crop_sizes(scaled_sizes, cfg.context_amount)
-        scale_z = tsize / s_z  # crop pixels per image pixel
-        s_x = s_z * search_size / tsize
+        found = self._search(bgr, pad, search_size, members, factors, timing)
+        post, centers, scale_z, feat = found.post, found.centers, found.scale_z, found.feat
 
         t0 = time.perf_counter()
-        x = self._crop(search_size)(bgr, centers, s_x, search_size, pad)
-        timing["crop"] += _ms(t0)
-
-        t0 = time.perf_counter()
-        zf = torch.stack([t.zf for t in members])
-        if n_scales > 1:
-            zf = zf.repeat_interleave(n_scales, dim=0)
-        cls, loc, feat = self.backend.track(zf, x)
-        resp = self._response(cls.shape[-1])
-        scores_t, boxes_t = decode_response(cls, loc, resp.anchors)
-        scores, boxes = scores_t.cpu().numpy(), boxes_t.cpu().numpy()
-        timing["network"] += _ms(t0)
-
-        t0 = time.perf_counter()
-        wi = np.array([cfg.lost_window_influence if t.state == LOST else cfg.window_influence for t in members])
-        post = postprocess(scores, boxes, centers, scaled_sizes, scale_z, resp.window, np.repeat(wi, n_scales),
-                           cfg, bgr.shape, resp.anchors_np, cls.shape[-1])
-        if n_scales > 1:
-            chosen, post = pick_scales(post, factors, sizes, cfg, bgr.shape)
+        if len(factors) > 1:
+            sizes = np.stack([t.size for t in members])
+            chosen, post = pick_scales(post, factors, sizes, cfg, bgr.shape, self._scale_biases(members, factors))
             centers, scale_z = centers[chosen], scale_z[chosen]
             feat = feat[torch.as_tensor(chosen, device=feat.device)]
         updated, masked = [], []
@@ -592,9 +607,52 @@ class SiamTracker:
 
         if masked and cfg.mask_enabled and self.backend.has_mask:
             t0 = time.perf_counter()
-            self._masks(bgr, members, masked, feat, post, resp, centers, scale_z)
+            self._masks(bgr, members, masked, feat, post, found.resp, centers, scale_z)
             timing["mask"] += _ms(t0)
         return updated
+
+    def _search(self, bgr: np.ndarray, pad: tuple[float, ...], search_size: int, members: list[_Target],
+                factors: np.ndarray, timing: dict) -> "_Search":
+        """Crop, forward and post-process every target at its size x each of `factors` (one row per
+        (target, scale), target-major), without changing any state."""
+        cfg, tsize = self.cfg, self.model_cfg.template_size
+        n_scales = len(factors)
+        sizes = np.stack([t.size for t in members])
+        centers = np.repeat(np.stack([t.center for t in members]), n_scales, axis=0)
+        scaled_sizes = np.repeat(sizes, n_scales, axis=0) * np.tile(factors, len(members))[:, None]
+        s_z = template_crop_sizes(scaled_sizes, cfg.context_amount)
+        scale_z = tsize / s_z  # crop pixels per image pixel
+        s_x = s_z * search_size / tsize
+
+        t0 = time.perf_counter()
+        x = self._crop(search_size)(bgr, centers, s_x, search_size, pad)
+        timing["crop"] = timing.get("crop", 0.0) + _ms(t0)
+
+        t0 = time.perf_counter()
+        zf = torch.stack([t.zf for t in members])
+        if n_scales > 1:
+            zf = zf.repeat_interleave(n_scales, dim=0)
+        cls, loc, feat = self.backend.track(zf, x)
+        resp = self._response(cls.shape[-1])
+        scores_t, boxes_t = decode_response(cls, loc, resp.anchors)
+        scores, boxes = scores_t.cpu().numpy(), boxes_t.cpu().numpy()
+        timing["network"] = timing.get("network", 0.0) + _ms(t0)
+
+        t0 = time.perf_counter()
+        wi = np.array([cfg.lost_window_influence if t.state == LOST else cfg.window_influence for t in members])
+        post = postprocess(scores, boxes, centers, scaled_sizes, scale_z, resp.window, np.repeat(wi, n_scales),
+                           cfg, bgr.shape, resp.anchors_np, cls.shape[-1])
+        timing["post"] = timing.get("post", 0.0) + _ms(t0)
+        return _Search(post=post, centers=centers, scale_z=scale_z, feat=feat, resp=resp)
+
+    @staticmethod
+    def _scale_biases(members: list[_Target], factors: np.ndarray) -> np.ndarray | None:
+        """The targets' calibrated score factors [B, S] (1 where none was measured at these scales)."""
+        if all(t.scale_bias is None for t in members):
+            return None
+        key = tuple(float(f) for f in factors)
+        return np.stack([t.scale_bias[1] if t.scale_bias is not None and t.scale_bias[0] == key
+                         else np.ones(len(factors)) for t in members])
 
     def _masks(
         self,

@@ -58,6 +58,8 @@ TRACKER_DESCRIPTIONS = {
     "scale_steps": "search scales per target, odd: 3 = sizes x scale_step^(-1, 0, 1), size from the best; 1 = off",
     "scale_step": "ratio between neighbouring search scales (> 1)",
     "scale_penalty": "score factor for the search scales other than 1 (1.0: follows zooms faster, drifts more)",
+    "scale_calibration": "on ~/set_target, search the first frame at every scale and damp the scales that "
+                         "outscore the given box's there (per target)",
     "center_from": "regression (box offsets, as pysot) | peak (score peak refined to sub-cell precision)",
     "mask_enabled": "compute masks (only done while ~/mask or ~/debug_image has subscribers)",
     "mask_threshold": "mask probability threshold (paper: 0.5)",

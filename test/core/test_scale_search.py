@@ -12,7 +12,7 @@ import pytest
 from cyclesiam.config import Config, TrackerConfig
 from cyclesiam.default_model import default_checkpoint
 from cyclesiam.sources import ImageFolderSource
-from cyclesiam.tracker import PostResult, build_tracker, check_tracker_config, pick_scales, scale_factors
+from cyclesiam.tracker import PostResult, build_tracker, check_tracker_config, pick_scales, scale_bias, scale_factors
 
 IMAGE = (480, 640)
 
@@ -50,6 +50,44 @@ def test_pick_scales_keeps_the_best_scoring_scale_and_smooths_the_size() -> None
     assert np.allclose(picked.center, post.center[[2, 4, 6]])
     expected = sizes * (1 - 0.5) + sizes * np.array([1.1, 1.0, 1 / 1.1])[:, None] * 0.5
     assert np.allclose(picked.size, expected)
+
+
+def test_scale_bias_damps_only_the_scales_that_beat_the_true_one() -> None:
+    factors = np.array([1 / 1.1, 1.0, 1.1])
+    bias = scale_bias(np.array([[0.90, 0.80, 0.85], [0.70, 0.80, 0.75], [0.5, 0.0, 0.4], [np.nan, 0.8, 0.9]]), factors)
+    assert np.allclose(bias[0], [0.8 / 0.9, 1.0, 0.8 / 0.85])  # both neighbours beat the true scale
+    assert np.allclose(bias[1], 1.0)  # the true scale wins already: nothing changes
+    assert np.allclose(bias[2], [0.0, 1.0, 0.0]) and np.allclose(bias[3], [1.0, 1.0, 0.8 / 0.9])
+    # with the bias, the calibrated target keeps its scale where the raw scores would shrink it
+    cfg = TrackerConfig(scale_steps=3, scale_step=1.1, scale_penalty=0.998)
+    post = _post([0.90, 0.80, 0.85])
+    sizes = np.array([[100.0, 50.0]])
+    assert pick_scales(post, factors, sizes, cfg, IMAGE)[0].tolist() == [0]
+    assert pick_scales(post, factors, sizes, cfg, IMAGE, bias[:1])[0].tolist() == [1]
+
+
+def test_scale_calibration_is_measured_per_target_and_only_used_at_its_scales(cube_frames_dir) -> None:
+    path = default_checkpoint()
+    if path is None or not path.is_file():
+        pytest.skip(f"shipped model {path} missing")
+    frame = cv2.imread(str(ImageFolderSource(cube_frames_dir).files[0]))
+    cfg = Config()
+    cfg.runtime.device = "cpu"
+    cfg.tracker.scale_calibration = False
+    tracker = build_tracker(cfg, path)
+    plain = tracker.add_target(frame, (315.0, 205.0, 129.0, 145.0))
+    assert tracker._targets[plain].scale_bias is None
+    tracker.cfg.scale_calibration = True
+    calibrated = tracker.add_target(frame, (315.0, 205.0, 129.0, 145.0))
+    factors, bias = tracker._targets[calibrated].scale_bias
+    assert np.allclose(factors, scale_factors(tracker.cfg)) and bias.shape == (3,)
+    assert bias[1] == 1.0 and np.all((bias > 0) & (bias <= 1))
+    members = [tracker._targets[plain], tracker._targets[calibrated]]
+    rows = tracker._scale_biases(members, scale_factors(tracker.cfg))
+    assert np.allclose(rows[0], 1.0) and np.allclose(rows[1], bias)
+    tracker.cfg.scale_step = 1.05  # measured at other scales: not applied
+    assert np.allclose(tracker._scale_biases(members, scale_factors(tracker.cfg)), 1.0)
+    tracker.track(frame)  # and tracking runs with it
 
 
 def _zoom_sequence(frame: np.ndarray, box: tuple[float, float, float, float], frames: int, rate: float):

@@ -153,9 +153,11 @@ def test_lost_holds_the_box_searches_wider_and_recovers(model, model_cfg, cube_f
     assert states == [TRACKING, LOST, LOST, LOST]
     assert boxes[1] == boxes[2] == boxes[3]  # held while lost
     assert tracker.last_batches == {cfg.lost_search_size: [tid]}  # the bigger crop
-    # tracking searches every scale; a lost target only the wide crop at its held size
+    # add_target searches its first frame at every scale (scale_calibration), tracking searches
+    # every scale; a lost target only the wide crop at its held size
     lost_size = cfg.lost_search_size
-    assert backend.search_shapes == [(cfg.scale_steps, model_cfg.search_size)] * 2 + [(1, lost_size)] * 2
+    assert cfg.scale_calibration
+    assert backend.search_shapes == [(cfg.scale_steps, model_cfg.search_size)] * 3 + [(1, lost_size)] * 2
     assert tracker.track(cube_frames[5])[0].mask is None
     cfg.recover_threshold = 0.0  # run-time parameter change: any score recovers
     (r,) = tracker.track(cube_frames[1])
