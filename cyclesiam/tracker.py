@@ -14,6 +14,10 @@ Post-processing (pysot SiamRPN/SiamMask), vectorised over targets and anchors:
   best    = argmax(pscore); lr = penalty * score * tracker_cfg.lr
   centre += box[best].xy / scale;  size = size * (1 - lr) + box[best].wh / scale * lr
   then clip the centre to the image and the size to [min_size, image side].
+Scale search (`scale_steps` > 1, the default): every target is searched at size x scale_step^i
+and the size moves towards the best-scoring scale's (`pick_scales`); with `scale_calibration`,
+each target's scores per scale are damped where its own first frame showed a wrong scale
+outscoring the true one (`scale_bias`).
 
 Coordinates: continuous pixels (see `cyclesiam.crop`); boxes are (x, y, w, h) top-left.
 """
