@@ -170,6 +170,10 @@ class PostResult:
     pscore: np.ndarray  # [B, N] penalised, windowed score (what argmax ran on)
     lr: np.ndarray  # [B] size smoothing weight used (cfg.lr * penalty * score; 0 for a held target)
 
+    def best_pscore(self) -> np.ndarray:
+        """The penalised, windowed score of each row's chosen anchor -> [rows]."""
+        return self.pscore[np.arange(len(self.best)), self.best]
+
     def take(self, rows: np.ndarray) -> "PostResult":
         """The results of the given rows only."""
         return PostResult(**{k: v[rows] for k, v in vars(self).items()})
@@ -325,8 +329,7 @@ def pick_scales(post: PostResult, factors: np.ndarray, sizes: np.ndarray, cfg: T
     each target's scores further.
     Returns (chosen rows [B], PostResult of those rows)."""
     s = len(factors)
-    rows = np.arange(len(post.best))
-    best_pscore = post.pscore[rows, post.best].reshape(-1, s)
+    best_pscore = post.best_pscore().reshape(-1, s)
     best_pscore = best_pscore * np.where(factors == 1.0, 1.0, cfg.scale_penalty)[None, :]
     if bias is not None:
         best_pscore = best_pscore * bias
@@ -389,7 +392,7 @@ class _Target:
     polygon: np.ndarray | None = None
     mask: np.ndarray | None = None
     # tracker.scale_calibration: (the scale factors it was measured at, score factor per scale)
-    scale_bias: tuple[tuple[float, ...], np.ndarray] | None = None
+    scale_bias: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:
@@ -499,14 +502,12 @@ class SiamTracker:
         self._targets[tid] = target
         return tid
 
-    def _calibrate_scales(self, bgr: np.ndarray, target: _Target) -> tuple[tuple[float, ...], np.ndarray]:
+    def _calibrate_scales(self, bgr: np.ndarray, target: _Target) -> tuple[np.ndarray, np.ndarray]:
         """tracker.scale_calibration: search the target's own first frame at every scale (the true
         one is factor 1) and keep scale_bias of the scores."""
         factors = scale_factors(self.cfg)
         found = self._search(bgr, image_mean(bgr), self.model_cfg.search_size, [target], factors, {})
-        post = found.post
-        best = post.pscore[np.arange(len(post.best)), post.best].reshape(1, -1)
-        return tuple(float(f) for f in factors), scale_bias(best, factors)[0]
+        return factors, scale_bias(found.post.best_pscore()[None, :], factors)[0]
 
     def remove_target(self, target_id: str) -> bool:
         """Forget one target; False when it did not exist."""
@@ -654,8 +655,7 @@ class SiamTracker:
         """The targets' calibrated score factors [B, S] (1 where none was measured at these scales)."""
         if all(t.scale_bias is None for t in members):
             return None
-        key = tuple(float(f) for f in factors)
-        return np.stack([t.scale_bias[1] if t.scale_bias is not None and t.scale_bias[0] == key
+        return np.stack([t.scale_bias[1] if t.scale_bias is not None and np.array_equal(t.scale_bias[0], factors)
                          else np.ones(len(factors)) for t in members])
 
     def _masks(

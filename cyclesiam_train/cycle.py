@@ -95,7 +95,7 @@ def rescaled_window(target_center: torch.Tensor, shift: torch.Tensor, side: torc
 @dataclass
 class CycleOutput:
     loss: torch.Tensor  # scalar, weighted total
-    # detached scalars: loss, cls, loc, mask, iou (final-hop best box vs target), pos, rank, rank_acc
+    # detached scalars keyed by STAT_KEYS (iou: final-hop best box vs target)
     parts: dict[str, torch.Tensor]
 
 
@@ -187,7 +187,7 @@ class CycleModel(nn.Module):
         """Run the cycle; returns (loss, stats in STAT_KEYS order) for logging."""
         out = self.run(batch, label_seed)
         p = out.parts
-        stats = torch.stack([p[key if key != "positives" else "pos"] for key in STAT_KEYS])
+        stats = torch.stack([p[key] for key in STAT_KEYS])
         return out.loss, stats
 
     def run(self, batch: dict[str, torch.Tensor], label_seed: int = 0) -> CycleOutput:
@@ -305,7 +305,7 @@ class CycleModel(nn.Module):
             zero_stat = iou.new_zeros(())
         parts = {"loss": total.detach().float(), "cls": l_cls.detach().float(), "loc": l_loc.detach().float(),
                  "mask": l_mask.detach().float(), "iou": iou,
-                 "pos": (lab.labels == label_ops.POSITIVE).sum(dim=1).float().mean(),
+                 "positives": (lab.labels == label_ops.POSITIVE).sum(dim=1).float().mean(),
                  "rank": zero_stat, "rank_acc": zero_stat}
         return CycleOutput(loss=total, parts=parts)
 
