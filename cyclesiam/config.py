@@ -71,18 +71,24 @@ class TrackerConfig:
     window_influence: float = 0.30  # cosine window blend (pysot SiamMask: 0.41; see docs/MODEL.md)
     lr: float = 0.32  # size smoothing
     min_size: float = 4.0  # minimum box side in pixels
-    # scale search (SiamFC-style): also search at size x scale_step^i, i in -(n//2)..n//2 (n odd), keep the
-    # scale whose best penalised score is highest (x scale_penalty when not 1) and take the size from
-    # it, not from the box regression; 1 = off (pysot: size from the regression). Costs n network
-    # passes per target; the default model's regression does not see scale (docs/MODEL.md).
-    scale_steps: int = 3
-    scale_step: float = 1.1
+    # scale search: compare the target at size x scale_step^i, i in -(n//2)..n//2 (n odd), keep the best
+    # scale (x scale_penalty when not 1) and move the size towards it, not towards the box regression's
+    # size, which the default model's regression does not sense (docs/MODEL.md); 1 = off (pysot: size
+    # from the regression). How the scales are compared: scale_from below
+    scale_steps: int = 5
+    scale_step: float = 1.05
     scale_penalty: float = 0.998
     # per-target scale calibration: when a target is added, its first frame is searched at the
     # scale-search scales too, where the true scale is known (the given box). A scale that scores
     # above the true one there is damped by that ratio for the rest of the track, so a model's
     # lean towards one scale on this target's appearance does not walk the size away (docs/MODEL.md)
     scale_calibration: bool = True
+    # what the scale search compares: "template" = one search at the current size, then template-sized
+    # crops at size x each scale around the new centre are embedded and the one whose features are most
+    # similar (cosine) to the target's template wins (n template passes, each ~1/4 of a search pass);
+    # "score" = the best penalised score of n searches (SiamFC; was the default with scale_steps 3,
+    # scale_step 1.1). scale_calibration is used by "score" only
+    scale_from: str = "template"
     # where the new centre comes from: "regression" = the box regression at the best anchor (pysot);
     # "peak" = the best cell of the penalised, windowed score refined to sub-cell precision by a
     # parabola through its neighbours (the regression's offset unused). With the default model "peak"

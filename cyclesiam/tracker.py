@@ -14,10 +14,13 @@ Post-processing (pysot SiamRPN/SiamMask), vectorised over targets and anchors:
   best    = argmax(pscore); lr = penalty * score * tracker_cfg.lr
   centre += box[best].xy / scale;  size = size * (1 - lr) + box[best].wh / scale * lr
   then clip the centre to the image and the size to [min_size, image side].
-Scale search (`scale_steps` > 1, the default): every target is searched at size x scale_step^i
-and the size moves towards the best-scoring scale's (`pick_scales`); with `scale_calibration`,
-each target's scores per scale are damped where its own first frame showed a wrong scale
-outscoring the true one (`scale_bias`).
+Scale (`scale_steps` > 1, the default): the size moves towards size x scale_step^i of the best
+scale i, never towards the box regression's size. `scale_from: template` (default): one search,
+then template-sized crops at each scale around the new centre are embedded and compared with the
+target's template by cosine similarity (`template_similarity`, `pick_template_scales`).
+`scale_from: score`: every target is searched at each scale and the best-scoring one wins
+(`pick_scales`); with `scale_calibration`, each target's scores per scale are damped where its
+own first frame showed a wrong scale outscoring the true one (`scale_bias`).
 
 Coordinates: continuous pixels (see `cyclesiam.crop`); boxes are (x, y, w, h) top-left.
 """
@@ -47,6 +50,7 @@ TRACKING = "tracking"
 LOST = "lost"
 TEMPLATE_UPDATES = ("none", "last", "blend")
 CENTER_SOURCES = ("regression", "peak")
+SCALE_SOURCES = ("score", "template")
 
 
 # --------------------------------------------------------------------------- results
@@ -291,6 +295,8 @@ def check_tracker_config(cfg: TrackerConfig) -> None:
     construction and by the node before it applies run-time parameter changes."""
     if cfg.center_from not in CENTER_SOURCES:
         raise ValueError(f"tracker.center_from must be one of {CENTER_SOURCES}, got '{cfg.center_from}'")
+    if cfg.scale_from not in SCALE_SOURCES:
+        raise ValueError(f"tracker.scale_from must be one of {SCALE_SOURCES}, got '{cfg.scale_from}'")
     if cfg.template_update not in TEMPLATE_UPDATES:
         raise ValueError(f"tracker.template_update must be one of {TEMPLATE_UPDATES}, got '{cfg.template_update}'")
     if cfg.scale_steps < 1 or cfg.scale_steps % 2 == 0:
@@ -339,6 +345,29 @@ def pick_scales(post: PostResult, factors: np.ndarray, sizes: np.ndarray, cfg: T
     scaled = sizes * factors[pick][:, None]
     picked.size = clip_size(sizes * (1.0 - picked.lr[:, None]) + scaled * picked.lr[:, None], cfg, image_shape)
     return chosen, picked
+
+
+def template_similarity(candidates: torch.Tensor, reference: torch.Tensor) -> np.ndarray:
+    """Cosine similarity of each target's candidate features to its reference features:
+    candidates [B, S, ...], reference [B, ...] -> [B, S] (NaN where a vector is all zeros)."""
+    cand = candidates.flatten(2).double()
+    ref = reference.flatten(1).double().to(cand.device)
+    dots = torch.einsum("bsf,bf->bs", cand, ref)
+    norms = cand.norm(dim=2) * ref.norm(dim=1)[:, None]
+    return (dots / norms).cpu().numpy()
+
+
+def pick_template_scales(similarity: np.ndarray, factors: np.ndarray, sizes: np.ndarray, lr: np.ndarray,
+                         cfg: TrackerConfig, image_shape: Sequence[int]) -> np.ndarray:
+    """tracker.scale_from "template": per target keep the scale whose crop is most similar to the
+    template (x scale_penalty when not 1; non-finite similarities never win, none finite = keep the
+    size) and move the size towards size x that factor by the smoothing weight `lr` [B] -> sizes [B, 2]."""
+    sim = np.where(np.isfinite(similarity), similarity, -np.inf)
+    sim = sim * np.where(factors == 1.0, 1.0, cfg.scale_penalty)[None, :]
+    keep = np.flatnonzero(factors == 1.0)[0]
+    pick = np.where(np.isfinite(sim).any(axis=1), np.argmax(sim, axis=1), keep)
+    scaled = sizes * factors[pick][:, None]
+    return clip_size(sizes * (1.0 - lr[:, None]) + scaled * lr[:, None], cfg, image_shape)
 
 
 def next_state(state: str, low_count: int, score: float, cfg: TrackerConfig) -> tuple[str, int]:
@@ -497,7 +526,7 @@ class SiamTracker:
         zf = self._templates(bgr, center[None], size[None])[0]
         tid = str(target_id) if target_id not in (None, "") else self._next_id()
         target = _Target(id=tid, center=center, size=size, zf=zf, polygon=polygon, mask=init_mask)
-        if self.cfg.scale_calibration and self.cfg.scale_steps > 1:
+        if self.cfg.scale_calibration and self.cfg.scale_steps > 1 and self.cfg.scale_from == "score":
             target.scale_bias = self._calibrate_scales(bgr, target)
         self._targets[tid] = target
         return tid
@@ -587,16 +616,19 @@ class SiamTracker:
         cfg = self.cfg
         # a LOST target's box is held and only its score decides recovery: one scale is enough,
         # and the wide lost crop is the most expensive forward there is
-        factors = np.ones(1) if all(t.state == LOST for t in members) else scale_factors(cfg)
+        by_score = cfg.scale_from == "score" and not all(t.state == LOST for t in members)
+        factors = scale_factors(cfg) if by_score else np.ones(1)
         found = self._search(bgr, pad, search_size, members, factors, timing)
         post, centers, scale_z, feat = found.post, found.centers, found.scale_z, found.feat
 
         t0 = time.perf_counter()
+        sizes = np.stack([t.size for t in members])
         if len(factors) > 1:
-            sizes = np.stack([t.size for t in members])
             chosen, post = pick_scales(post, factors, sizes, cfg, bgr.shape, self._scale_biases(members, factors))
             centers, scale_z = centers[chosen], scale_z[chosen]
             feat = feat[torch.as_tensor(chosen, device=feat.device)]
+        elif cfg.scale_from == "template" and cfg.scale_steps > 1:
+            post.size = sizes.copy()  # set by _template_scales: the regression's size is blind to scale
         updated, masked = [], []
         for b, t in enumerate(members):
             t.state, t.low_count = next_state(t.state, t.low_count, float(post.score[b]), cfg)
@@ -609,6 +641,11 @@ class SiamTracker:
             updated.append(t)
             masked.append(b)
         timing["post"] += _ms(t0)
+
+        if masked and cfg.scale_from == "template" and cfg.scale_steps > 1:
+            t0 = time.perf_counter()
+            self._template_scales(bgr, [members[b] for b in masked], post.lr[masked])
+            timing["scale"] = timing.get("scale", 0.0) + _ms(t0)
 
         if masked and cfg.mask_enabled and self.backend.has_mask:
             t0 = time.perf_counter()
@@ -649,6 +686,20 @@ class SiamTracker:
                            cfg, bgr.shape, resp.anchors_np, cls.shape[-1])
         timing["post"] = timing.get("post", 0.0) + _ms(t0)
         return _Search(post=post, centers=centers, scale_z=scale_z, feat=feat, resp=resp)
+
+    def _template_scales(self, bgr: np.ndarray, targets: list[_Target], lr: np.ndarray) -> None:
+        """tracker.scale_from "template": embed template-sized crops at each target's new centre and
+        size x every scale factor; the size moves towards the scale most similar to its template."""
+        factors = scale_factors(self.cfg)
+        n = len(factors)
+        sizes = np.stack([t.size for t in targets])
+        centers = np.repeat(np.stack([t.center for t in targets]), n, axis=0)
+        scaled = np.repeat(sizes, n, axis=0) * np.tile(factors, len(targets))[:, None]
+        candidates = self._templates(bgr, centers, scaled)
+        similarity = template_similarity(candidates.reshape(len(targets), n, *candidates.shape[1:]),
+                                         torch.stack([t.zf for t in targets]))
+        for t, size in zip(targets, pick_template_scales(similarity, factors, sizes, lr, self.cfg, bgr.shape)):
+            t.size = size
 
     @staticmethod
     def _scale_biases(members: list[_Target], factors: np.ndarray) -> np.ndarray | None:

@@ -55,11 +55,11 @@ TRACKER_DESCRIPTIONS = {
     "window_influence": "cosine window weight against the score (pysot SiamMask: 0.41)",
     "lr": "size smoothing rate, multiplied by penalty*score (pysot SiamMask: 0.32)",
     "min_size": "minimum box side in pixels",
-    "scale_steps": "search scales per target, odd: 3 = sizes x scale_step^(-1, 0, 1), size from the best; 1 = off",
-    "scale_step": "ratio between neighbouring search scales (> 1)",
-    "scale_penalty": "score factor for the search scales other than 1 (1.0: follows zooms faster, drifts more)",
-    "scale_calibration": "on ~/set_target, search the first frame at every scale and damp the scales that "
-                         "outscore the given box's there (per target)",
+    "scale_steps": "scales compared per target, odd: 5 = sizes x scale_step^(-2..2), size from the best; 1 = off",
+    "scale_step": "ratio between neighbouring scales (> 1)",
+    "scale_penalty": "factor on the similarity/score of the scales other than 1 (1.0: follows zooms faster, drifts more)",
+    "scale_calibration": "scale_from score only: on ~/set_target, search the first frame at every scale and damp "
+                         "the scales that outscore the given box's there (per target)",
     "center_from": "regression (box offsets, as pysot) | peak (score peak refined to sub-cell precision)",
     "mask_enabled": "compute masks (only done while ~/mask or ~/debug_image has subscribers)",
     "mask_threshold": "mask probability threshold (paper: 0.5)",

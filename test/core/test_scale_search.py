@@ -8,11 +8,13 @@ import re
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from cyclesiam.config import Config, TrackerConfig
 from cyclesiam.default_model import default_checkpoint
 from cyclesiam.sources import ImageFolderSource
-from cyclesiam.tracker import PostResult, build_tracker, check_tracker_config, pick_scales, scale_bias, scale_factors
+from cyclesiam.tracker import (PostResult, build_tracker, check_tracker_config, pick_scales, pick_template_scales,
+                              scale_bias, scale_factors, template_similarity)
 
 IMAGE = (480, 640)
 
@@ -24,7 +26,7 @@ def test_scale_factors() -> None:
 
 @pytest.mark.parametrize("field, value, message", [
     ("scale_steps", 2, "odd"), ("scale_steps", 0, "odd"), ("scale_step", 1.0, "> 1"), ("scale_penalty", 0.0, "(0, 1]"),
-    ("scale_penalty", 1.5, "(0, 1]"),
+    ("scale_penalty", 1.5, "(0, 1]"), ("scale_from", "regression", "scale_from"),
 ])
 def test_bad_scale_search_settings_are_refused(field: str, value: float, message: str) -> None:
     cfg = dataclasses.replace(TrackerConfig(), **{field: value})
@@ -66,6 +68,32 @@ def test_scale_bias_damps_only_the_scales_that_beat_the_true_one() -> None:
     assert pick_scales(post, factors, sizes, cfg, IMAGE, bias[:1])[0].tolist() == [1]
 
 
+def test_template_similarity_is_the_cosine_per_target_and_scale() -> None:
+    reference = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 2.0], [0.0, 0.0]]])  # 2 targets, 2x2 "features"
+    candidates = torch.stack([
+        torch.stack([reference[0], reference[0] * 3 + torch.tensor([[0.0, 1.0], [0.0, 0.0]]), -reference[0]]),
+        torch.stack([torch.zeros(2, 2), reference[1], torch.ones(2, 2)]),
+    ])
+    sim = template_similarity(candidates, reference)
+    assert sim.shape == (2, 3)
+    assert np.allclose(sim[0], [1.0, 3 / np.sqrt(10), -1.0])
+    assert np.isnan(sim[1, 0]) and np.allclose(sim[1, 1:], [1.0, 0.5])
+
+
+def test_pick_template_scales_moves_the_size_towards_the_most_similar_crop() -> None:
+    cfg = TrackerConfig(scale_steps=3, scale_step=1.1, scale_penalty=0.95)
+    factors = scale_factors(cfg)
+    sizes = np.array([[100.0, 50.0], [80.0, 80.0], [60.0, 40.0], [50.0, 50.0]])
+    lr = np.array([0.5, 0.5, 0.25, 0.5])
+    similarity = np.array([[0.5, 0.6, 0.9],  # larger crop clearly most similar
+                           [0.5, 0.8, 0.82],  # larger, but not by the penalty: keep
+                           [0.9, 0.7, np.nan],  # smaller; a NaN never wins
+                           [np.nan, np.nan, np.nan]])  # nothing to compare: keep the size
+    new = pick_template_scales(similarity, factors, sizes, lr, cfg, IMAGE)
+    picked = np.array([1.1, 1.0, 1 / 1.1, 1.0])
+    assert np.allclose(new, sizes * (1 - lr[:, None]) + sizes * picked[:, None] * lr[:, None])
+
+
 def test_scale_calibration_is_measured_per_target_and_only_used_at_its_scales(cube_frames_dir) -> None:
     path = default_checkpoint()
     if path is None or not path.is_file():
@@ -74,6 +102,7 @@ def test_scale_calibration_is_measured_per_target_and_only_used_at_its_scales(cu
     cfg = Config()
     cfg.runtime.device = "cpu"
     cfg.tracker.scale_calibration = False
+    cfg.tracker.scale_from, cfg.tracker.scale_steps, cfg.tracker.scale_step = "score", 3, 1.1
     tracker = build_tracker(cfg, path)
     plain = tracker.add_target(frame, (315.0, 205.0, 129.0, 145.0))
     assert tracker._targets[plain].scale_bias is None
@@ -88,6 +117,8 @@ def test_scale_calibration_is_measured_per_target_and_only_used_at_its_scales(cu
     tracker.cfg.scale_step = 1.05  # measured at other scales: not applied
     assert np.allclose(tracker._scale_biases(members, scale_factors(tracker.cfg)), 1.0)
     tracker.track(frame)  # and tracking runs with it
+    tracker.cfg.scale_from = "template"  # not measured for the template scale
+    assert tracker._targets[tracker.add_target(frame, (315.0, 205.0, 129.0, 145.0))].scale_bias is None
 
 
 def _zoom_sequence(frame: np.ndarray, box: tuple[float, float, float, float], frames: int, rate: float):
@@ -104,15 +135,18 @@ def _zoom_sequence(frame: np.ndarray, box: tuple[float, float, float, float], fr
     return images, boxes
 
 
-def _final_size_ratio(checkpoint, scale_steps: int, images, boxes) -> float:
+def _final_size_ratio(checkpoint, scale_steps: int, images, boxes, scale_from: str = "score") -> float:
     cfg = Config()
     cfg.runtime.device = "cpu"
-    cfg = dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, scale_steps=scale_steps,
-                                                                mask_enabled=False))
+    step = 1.1 if scale_from == "score" else cfg.tracker.scale_step
+    cfg = dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, scale_steps=scale_steps, scale_step=step,
+                                                                mask_enabled=False, scale_from=scale_from))
     tracker = build_tracker(cfg, checkpoint)
     tracker.add_target(images[0], boxes[0])
     for image in images[1:]:
         (result,) = tracker.track(image)
+    if scale_from == "template" and scale_steps > 1:
+        assert tracker.timing["scale"] > 0  # the template-scale stage ran
     return float(np.sqrt(result.bbox[2] * result.bbox[3] / (boxes[-1][2] * boxes[-1][3])))
 
 
@@ -128,3 +162,17 @@ def test_shipped_model_follows_a_zoom_better_with_scale_search(cube_frames_dir, 
     without = _final_size_ratio(path, 1, images, boxes)  # size from the (scale-blind) regression
     assert 0.8 < with_search < 1.25, with_search
     assert abs(np.log(with_search)) < abs(np.log(without)) - 0.1, (with_search, without)
+
+
+@pytest.mark.parametrize("rate", [0.01, -0.015])
+def test_shipped_model_follows_a_zoom_with_the_template_scale(cube_frames_dir, rate: float) -> None:
+    """scale_from "template": one search per frame, the size from the template-sized crops' similarity."""
+    path = default_checkpoint()
+    if path is None or not path.is_file():
+        pytest.skip(f"shipped model {path} missing")
+    frame = cv2.imread(str(ImageFolderSource(cube_frames_dir).files[0]))
+    images, boxes = _zoom_sequence(frame, (315.0, 205.0, 129.0, 145.0), frames=25, rate=rate)
+    with_template = _final_size_ratio(path, Config().tracker.scale_steps, images, boxes, scale_from="template")
+    without = _final_size_ratio(path, 1, images, boxes, scale_from="template")  # 1 step: the regression's size
+    assert 0.8 < with_template < 1.25, with_template
+    assert abs(np.log(with_template)) < abs(np.log(without)) - 0.1, (with_template, without)

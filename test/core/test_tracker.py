@@ -134,14 +134,21 @@ class ShapeRecordingBackend(TorchBackend):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.search_shapes: list[tuple[int, int]] = []
+        self.template_batches: list[int] = []
 
     def track(self, zf, x):
         self.search_shapes.append((int(x.shape[0]), int(x.shape[-1])))
         return super().track(zf, x)
 
+    def template(self, z):
+        self.template_batches.append(int(z.shape[0]))
+        return super().template(z)
 
-def test_lost_holds_the_box_searches_wider_and_recovers(model, model_cfg, cube_frames):
-    cfg = TrackerConfig(lost_threshold=1.01, recover_threshold=1.01, lost_frames=2)  # every score is low
+
+@pytest.mark.parametrize("scale_from", ["template", "score"])
+def test_lost_holds_the_box_searches_wider_and_recovers(model, model_cfg, cube_frames, scale_from):
+    cfg = TrackerConfig(lost_threshold=1.01, recover_threshold=1.01, lost_frames=2,  # every score is low
+                        scale_from=scale_from, scale_steps=5 if scale_from == "template" else 3)
     backend = ShapeRecordingBackend(model, "cpu")
     tracker = SiamTracker(backend, cfg, model_cfg, "cpu")
     tid = tracker.add_target(cube_frames[0], BOXES[0])
@@ -153,11 +160,17 @@ def test_lost_holds_the_box_searches_wider_and_recovers(model, model_cfg, cube_f
     assert states == [TRACKING, LOST, LOST, LOST]
     assert boxes[1] == boxes[2] == boxes[3]  # held while lost
     assert tracker.last_batches == {cfg.lost_search_size: [tid]}  # the bigger crop
-    # add_target searches its first frame at every scale (scale_calibration), tracking searches
-    # every scale; a lost target only the wide crop at its held size
     lost_size = cfg.lost_search_size
     assert cfg.scale_calibration
-    assert backend.search_shapes == [(cfg.scale_steps, model_cfg.search_size)] * 3 + [(1, lost_size)] * 2
+    if scale_from == "score":
+        # add_target searches its first frame at every scale (scale_calibration), tracking searches
+        # every scale; a lost target only the wide crop at its held size
+        assert backend.search_shapes == [(cfg.scale_steps, model_cfg.search_size)] * 3 + [(1, lost_size)] * 2
+        assert backend.template_batches == [1]
+    else:
+        # one search per frame, no calibration; the scale crops are embedded only while tracking
+        assert backend.search_shapes == [(1, model_cfg.search_size)] * 2 + [(1, lost_size)] * 2
+        assert backend.template_batches == [1, cfg.scale_steps]
     assert tracker.track(cube_frames[5])[0].mask is None
     cfg.recover_threshold = 0.0  # run-time parameter change: any score recovers
     (r,) = tracker.track(cube_frames[1])
