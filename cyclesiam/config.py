@@ -173,6 +173,9 @@ class TrainConfig:
     # score and box); stops the mask term from pulling the box regression off (docs/MODEL.md)
     mask_detach_tower: bool = False
     negative_weight: float = 0.2
+    # fraction of the sampled negatives taken as the highest-scoring ones (online hard negatives:
+    # distractors in the search crop) instead of at random; 0 = all random (the paper)
+    hard_negatives: float = 0.0
     positive_iou: float = 0.6
     negative_iou: float = 0.3
     max_positives: int = 16

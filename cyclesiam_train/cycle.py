@@ -282,8 +282,10 @@ class CycleModel(nn.Module):
         r = cls.shape[-1]
         anchors, _ = self._anchors(r, cls.device)
         gen = torch.Generator().manual_seed(int(label_seed))
+        logits = cls.detach().reshape(cls.shape[0], 2, -1)
         lab = label_ops.assign_labels(anchors, target.detach(), tc.positive_iou, tc.negative_iou, tc.max_positives,
-                                      tc.max_anchors, tc.negative_weight, generator=gen)
+                                      tc.max_anchors, tc.negative_weight, generator=gen,
+                                      negative_scores=logits[:, 1] - logits[:, 0], hard_negatives=tc.hard_negatives)
         l_cls = losses.score_loss(cls, lab.labels, lab.weights, k)
         l_loc = losses.box_loss(loc, lab.deltas, lab.labels, k, beta=tc.smooth_l1_beta)
         l_mask = cls.new_zeros(()).float()

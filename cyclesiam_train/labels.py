@@ -44,7 +44,13 @@ def sample_subset(candidates: torch.Tensor, quota: torch.Tensor, generator: torc
     Returns a bool mask [B, A]. Vectorised: random keys, candidates ranked first, keep rank < quota.
     """
     keys = torch.rand(candidates.shape, generator=generator, device="cpu").to(candidates.device)
-    keys = torch.where(candidates, keys, torch.full_like(keys, -1.0))
+    return top_subset(candidates, keys, quota)
+
+
+def top_subset(candidates: torch.Tensor, keys: torch.Tensor, quota: torch.Tensor) -> torch.Tensor:
+    """Per row, the at most `quota[b]` True entries of `candidates` [B, A] with the highest `keys` -> bool [B, A]."""
+    keys = keys.detach().float()
+    keys = torch.where(candidates, keys, torch.full_like(keys, -torch.inf))
     order = torch.argsort(keys, dim=1, descending=True)
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
@@ -60,13 +66,21 @@ def assign_labels(
     max_anchors: int = 64,
     negative_weight: float = 0.2,
     generator: torch.Generator | None = None,
+    negative_scores: torch.Tensor | None = None,
+    hard_negatives: float = 0.0,
 ) -> AnchorLabels:
     """Label anchors [A, 4] against one target per pair [B, 4] (both cx, cy, w, h).
 
     Positive: IoU > positive_iou; negative: IoU < negative_iou; the rest ignored. At most
     `max_positives` positives are sampled, and negatives fill up to `max_anchors` anchors in
     total; unsampled anchors become IGNORE. `generator` (CPU) makes the sampling reproducible.
+    With `hard_negatives` > 0, that fraction of the negatives are the ones with the highest
+    `negative_scores` [B, A] (the network's current object score: the distractors), the rest random.
     """
+    if not 0.0 <= hard_negatives <= 1.0:
+        raise ValueError(f"hard_negatives must be in [0, 1], got {hard_negatives}")
+    if hard_negatives > 0 and negative_scores is None:
+        raise ValueError("hard_negatives > 0 needs negative_scores")
     if anchors.ndim != 2 or anchors.shape[1] != 4:
         raise ValueError(f"anchors must be [A, 4], got {tuple(anchors.shape)}")
     if targets.ndim != 2 or targets.shape[1] != 4:
@@ -81,7 +95,12 @@ def assign_labels(
     pos_quota = torch.full((b,), int(max_positives), dtype=torch.long, device=targets.device)
     pos = sample_subset(positive, pos_quota, generator)
     neg_quota = (int(max_anchors) - pos.sum(dim=1)).clamp(min=0)
-    neg = sample_subset(negative, neg_quota, generator)
+    if hard_negatives > 0:
+        hard_quota = torch.floor(neg_quota.double() * hard_negatives).long()
+        hard = top_subset(negative, negative_scores.to(overlap.device), hard_quota)
+        neg = hard | sample_subset(negative & ~hard, neg_quota - hard.sum(dim=1), generator)
+    else:
+        neg = sample_subset(negative, neg_quota, generator)
     labels = torch.full_like(overlap, IGNORE, dtype=torch.long)
     labels[neg] = NEGATIVE
     labels[pos] = POSITIVE

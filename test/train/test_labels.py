@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from cyclesiam.anchors import generate_anchors
@@ -72,3 +73,23 @@ def test_sample_subset_respects_per_row_quota() -> None:
     sel = sample_subset(cand, torch.tensor([2, 0]), torch.Generator().manual_seed(0))
     assert sel[0].sum() == 2 and not sel[1].any()
     assert not (sel & ~cand).any()
+
+
+def test_hard_negatives_are_the_highest_scoring_and_the_rest_random() -> None:
+    anchors = torch.from_numpy(generate_anchors(AnchorConfig(), 25))
+    target = torch.tensor([[0.0, 0.0, 64.0, 64.0]])
+    scores = torch.zeros(1, anchors.shape[0])
+    distractors = torch.tensor([5, 100, 700, 1500, 2000, 3000])  # far from the target: negatives
+    scores[0, distractors] = 10.0
+    random_only = assign_labels(anchors, target, generator=torch.Generator().manual_seed(0))
+    assert not (random_only.labels[0, distractors] == NEGATIVE).all()  # random sampling misses some
+    lab = assign_labels(anchors, target, generator=torch.Generator().manual_seed(0), negative_scores=scores,
+                        hard_negatives=0.25)
+    assert (lab.iou[0, distractors] < 0.3).all()
+    assert (lab.labels[0, distractors] == NEGATIVE).all()  # every high-scoring negative is sampled
+    assert torch.equal(lab.labels == POSITIVE, random_only.labels == POSITIVE)
+    assert int((lab.labels != IGNORE).sum()) == 64  # the same total: the rest are random negatives
+    with pytest.raises(ValueError, match="negative_scores"):
+        assign_labels(anchors, target, hard_negatives=0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        assign_labels(anchors, target, negative_scores=scores, hard_negatives=1.5)

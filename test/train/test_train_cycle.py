@@ -97,6 +97,32 @@ def test_scale_ranking_adds_its_term_and_trains_the_score(tree_video) -> None:
     assert max(float((grads[n] - base_grads[n]).abs().max()) for n in grads if n.startswith("rpn.")) > 1e-6
 
 
+def test_hard_negatives_change_only_the_score_term(tree_video) -> None:
+    """train.hard_negatives picks some negatives by the current score: the score loss changes (the
+    highest-scoring background costs more than random background), the positives and box term do not."""
+    cfg = Config()
+    cfg.model.backbone = "light"
+    batch = _batch(tree_video, cfg, n=4)
+    base_stats, _ = _grads(cfg, batch)
+    hard = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, hard_negatives=0.5))
+    stats, _ = _grads(hard, batch)
+    parts = dict(zip(STAT_KEYS, stats.tolist()))
+    base = dict(zip(STAT_KEYS, base_stats.tolist()))
+    assert parts["cls"] > base["cls"] + 1e-4
+    for key in ("loc", "iou", "positives"):
+        assert abs(parts[key] - base[key]) < 1e-5
+
+
+def test_hard_negative_setting_is_checked() -> None:
+    from cyclesiam.config import ConfigError
+    from cyclesiam_train.trainer import validate_train_config
+
+    cfg = Config()
+    cfg.train.hard_negatives = 1.5
+    with pytest.raises(ConfigError, match="hard_negatives"):
+        validate_train_config(cfg, 1)
+
+
 def test_scale_ranking_window_keeps_the_target_at_the_same_crop_position() -> None:
     image = torch.zeros((1, 1, 400, 400))
     image[0, 0, 238:243, 158:163] = 1.0  # a bright dot centred at (160, 240)
