@@ -314,6 +314,25 @@ def scale_factors(cfg: TrackerConfig) -> np.ndarray:
     return cfg.scale_step ** (np.arange(n) - n // 2).astype(np.float64)
 
 
+def scale_rows(centers: np.ndarray, sizes: np.ndarray, factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centres and sizes [B, 2] -> one row per (target, scale), target-major: (centres [B*S, 2],
+    sizes x factors [B*S, 2])."""
+    n = len(factors)
+    return np.repeat(centers, n, axis=0), np.repeat(sizes, n, axis=0) * np.tile(factors, len(sizes))[:, None]
+
+
+def scale_penalties(factors: np.ndarray, cfg: TrackerConfig) -> np.ndarray:
+    """Factor on each scale's score or similarity: 1 at factor 1, cfg.scale_penalty elsewhere -> [S]."""
+    return np.where(factors == 1.0, 1.0, cfg.scale_penalty)
+
+
+def move_sizes(sizes: np.ndarray, picked: np.ndarray, lr: np.ndarray, cfg: TrackerConfig,
+               image_shape: Sequence[int]) -> np.ndarray:
+    """Sizes [B, 2] moved towards sizes x picked factor [B] by the smoothing weight lr [B], clipped."""
+    scaled = sizes * picked[:, None]
+    return clip_size(sizes * (1.0 - lr[:, None]) + scaled * lr[:, None], cfg, image_shape)
+
+
 def scale_bias(best_pscores: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """Per-scale score factors from a search at the true scale (tracker.scale_calibration):
     best_pscores [B, S] of the scales `factors` [S] on a frame whose true size is factor 1.
@@ -336,14 +355,13 @@ def pick_scales(post: PostResult, factors: np.ndarray, sizes: np.ndarray, cfg: T
     Returns (chosen rows [B], PostResult of those rows)."""
     s = len(factors)
     best_pscore = post.best_pscore().reshape(-1, s)
-    best_pscore = best_pscore * np.where(factors == 1.0, 1.0, cfg.scale_penalty)[None, :]
+    best_pscore = best_pscore * scale_penalties(factors, cfg)[None, :]
     if bias is not None:
         best_pscore = best_pscore * bias
     pick = np.argmax(best_pscore, axis=1)
     chosen = np.arange(best_pscore.shape[0]) * s + pick
     picked = post.take(chosen)
-    scaled = sizes * factors[pick][:, None]
-    picked.size = clip_size(sizes * (1.0 - picked.lr[:, None]) + scaled * picked.lr[:, None], cfg, image_shape)
+    picked.size = move_sizes(sizes, factors[pick], picked.lr, cfg, image_shape)
     return chosen, picked
 
 
@@ -363,11 +381,10 @@ def pick_template_scales(similarity: np.ndarray, factors: np.ndarray, sizes: np.
     template (x scale_penalty when not 1; non-finite similarities never win, none finite = keep the
     size) and move the size towards size x that factor by the smoothing weight `lr` [B] -> sizes [B, 2]."""
     sim = np.where(np.isfinite(similarity), similarity, -np.inf)
-    sim = sim * np.where(factors == 1.0, 1.0, cfg.scale_penalty)[None, :]
+    sim = sim * scale_penalties(factors, cfg)[None, :]
     keep = np.flatnonzero(factors == 1.0)[0]
     pick = np.where(np.isfinite(sim).any(axis=1), np.argmax(sim, axis=1), keep)
-    scaled = sizes * factors[pick][:, None]
-    return clip_size(sizes * (1.0 - lr[:, None]) + scaled * lr[:, None], cfg, image_shape)
+    return move_sizes(sizes, factors[pick], lr, cfg, image_shape)
 
 
 def next_state(state: str, low_count: int, score: float, cfg: TrackerConfig) -> tuple[str, int]:
@@ -617,6 +634,7 @@ class SiamTracker:
         # a LOST target's box is held and only its score decides recovery: one scale is enough,
         # and the wide lost crop is the most expensive forward there is
         by_score = cfg.scale_from == "score" and not all(t.state == LOST for t in members)
+        by_template = cfg.scale_from == "template" and cfg.scale_steps > 1
         factors = scale_factors(cfg) if by_score else np.ones(1)
         found = self._search(bgr, pad, search_size, members, factors, timing)
         post, centers, scale_z, feat = found.post, found.centers, found.scale_z, found.feat
@@ -627,7 +645,7 @@ class SiamTracker:
             chosen, post = pick_scales(post, factors, sizes, cfg, bgr.shape, self._scale_biases(members, factors))
             centers, scale_z = centers[chosen], scale_z[chosen]
             feat = feat[torch.as_tensor(chosen, device=feat.device)]
-        elif cfg.scale_from == "template" and cfg.scale_steps > 1:
+        elif by_template:
             post.size = sizes.copy()  # set by _template_scales: the regression's size is blind to scale
         updated, masked = [], []
         for b, t in enumerate(members):
@@ -642,7 +660,7 @@ class SiamTracker:
             masked.append(b)
         timing["post"] += _ms(t0)
 
-        if masked and cfg.scale_from == "template" and cfg.scale_steps > 1:
+        if masked and by_template:
             t0 = time.perf_counter()
             self._template_scales(bgr, [members[b] for b in masked], post.lr[masked])
             timing["scale"] = timing.get("scale", 0.0) + _ms(t0)
@@ -659,9 +677,8 @@ class SiamTracker:
         (target, scale), target-major), without changing any state."""
         cfg, tsize = self.cfg, self.model_cfg.template_size
         n_scales = len(factors)
-        sizes = np.stack([t.size for t in members])
-        centers = np.repeat(np.stack([t.center for t in members]), n_scales, axis=0)
-        scaled_sizes = np.repeat(sizes, n_scales, axis=0) * np.tile(factors, len(members))[:, None]
+        centers, scaled_sizes = scale_rows(np.stack([t.center for t in members]), np.stack([t.size for t in members]),
+                                           factors)
         s_z = template_crop_sizes(scaled_sizes, cfg.context_amount)
         scale_z = tsize / s_z  # crop pixels per image pixel
         s_x = s_z * search_size / tsize
@@ -691,12 +708,9 @@ class SiamTracker:
         """tracker.scale_from "template": embed template-sized crops at each target's new centre and
         size x every scale factor; the size moves towards the scale most similar to its template."""
         factors = scale_factors(self.cfg)
-        n = len(factors)
         sizes = np.stack([t.size for t in targets])
-        centers = np.repeat(np.stack([t.center for t in targets]), n, axis=0)
-        scaled = np.repeat(sizes, n, axis=0) * np.tile(factors, len(targets))[:, None]
-        candidates = self._templates(bgr, centers, scaled)
-        similarity = template_similarity(candidates.reshape(len(targets), n, *candidates.shape[1:]),
+        candidates = self._templates(bgr, *scale_rows(np.stack([t.center for t in targets]), sizes, factors))
+        similarity = template_similarity(candidates.reshape(len(targets), len(factors), *candidates.shape[1:]),
                                          torch.stack([t.zf for t in targets]))
         for t, size in zip(targets, pick_template_scales(similarity, factors, sizes, lr, self.cfg, bgr.shape)):
             t.size = size

@@ -267,9 +267,7 @@ class CycleModel(nn.Module):
     def _best_logit_near(self, cls: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """Per sample, the highest object-minus-background log-probability among the anchors whose
         cell is within `scale_rank_radius` cells of `position` [B, 2] (crop px from the centre) -> [B]."""
-        k = self.model_cfg.anchor.num_anchors
-        logp = losses.flatten_cls(cls, k)  # [B, A, 2]
-        logit = logp[..., 1] - logp[..., 0]
+        logit = losses.object_logit(cls, self.model_cfg.anchor.num_anchors)
         anchors, _ = self._anchors(cls.shape[-1], cls.device)
         reach = (self.train_cfg.scale_rank_radius + 0.5) * self.model_cfg.anchor.stride
         near = ((anchors[None, :, :2] - position[:, None, :]).abs() <= reach).all(dim=2)  # [B, A]
@@ -282,10 +280,10 @@ class CycleModel(nn.Module):
         r = cls.shape[-1]
         anchors, _ = self._anchors(r, cls.device)
         gen = torch.Generator().manual_seed(int(label_seed))
-        logits = cls.detach().reshape(cls.shape[0], 2, -1)
+        hardness = losses.object_logit(cls.detach(), k) if tc.hard_negatives > 0 else None
         lab = label_ops.assign_labels(anchors, target.detach(), tc.positive_iou, tc.negative_iou, tc.max_positives,
                                       tc.max_anchors, tc.negative_weight, generator=gen,
-                                      negative_scores=logits[:, 1] - logits[:, 0], hard_negatives=tc.hard_negatives)
+                                      negative_scores=hardness, hard_negatives=tc.hard_negatives)
         l_cls = losses.score_loss(cls, lab.labels, lab.weights, k)
         l_loc = losses.box_loss(loc, lab.deltas, lab.labels, k, beta=tc.smooth_l1_beta)
         l_mask = cls.new_zeros(()).float()

@@ -28,6 +28,12 @@ def flatten_cls(cls: torch.Tensor, num_anchors: int) -> torch.Tensor:
     return F.log_softmax(logits.float(), dim=-1)
 
 
+def object_logit(cls: torch.Tensor, num_anchors: int) -> torch.Tensor:
+    """[B, 2k, R, R] -> object-minus-background log-odds [B, A] in anchor order."""
+    logp = flatten_cls(cls, num_anchors)
+    return logp[..., 1] - logp[..., 0]
+
+
 def flatten_loc(loc: torch.Tensor, num_anchors: int) -> torch.Tensor:
     """[B, 4k, R, R] -> offsets [B, A, 4] (tx, ty, tw, th) in anchor order."""
     b, c, r, _ = loc.shape

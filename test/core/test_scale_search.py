@@ -150,29 +150,19 @@ def _final_size_ratio(checkpoint, scale_steps: int, images, boxes, scale_from: s
     return float(np.sqrt(result.bbox[2] * result.bbox[3] / (boxes[-1][2] * boxes[-1][3])))
 
 
+@pytest.mark.parametrize("scale_from, steps", [("score", 3), ("template", Config().tracker.scale_steps)])
 @pytest.mark.parametrize("rate", [0.01, -0.015])  # towards the target (x1.27 over 25 frames), away (x0.70)
-def test_shipped_model_follows_a_zoom_better_with_scale_search(cube_frames_dir, rate: float) -> None:
+def test_shipped_model_follows_a_zoom_better_with_scale_search(cube_frames_dir, rate: float, scale_from: str,
+                                                               steps: int) -> None:
+    """score: the scales searched, the best-scoring one kept; template: one search per frame, the size
+    from the template-sized crops' similarity."""
     path = default_checkpoint()
     if path is None or not path.is_file():
         pytest.skip(f"shipped model {path} missing")
     frame = cv2.imread(str(ImageFolderSource(cube_frames_dir).files[0]))
     images, boxes = _zoom_sequence(frame, (315.0, 205.0, 129.0, 145.0), frames=25, rate=rate)
     assert abs(np.log(boxes[-1][2] / boxes[0][2])) > 0.2  # the target really changes size
-    with_search = _final_size_ratio(path, 3, images, boxes)
-    without = _final_size_ratio(path, 1, images, boxes)  # size from the (scale-blind) regression
+    with_search = _final_size_ratio(path, steps, images, boxes, scale_from=scale_from)
+    without = _final_size_ratio(path, 1, images, boxes, scale_from=scale_from)  # size from the (scale-blind) regression
     assert 0.8 < with_search < 1.25, with_search
     assert abs(np.log(with_search)) < abs(np.log(without)) - 0.1, (with_search, without)
-
-
-@pytest.mark.parametrize("rate", [0.01, -0.015])
-def test_shipped_model_follows_a_zoom_with_the_template_scale(cube_frames_dir, rate: float) -> None:
-    """scale_from "template": one search per frame, the size from the template-sized crops' similarity."""
-    path = default_checkpoint()
-    if path is None or not path.is_file():
-        pytest.skip(f"shipped model {path} missing")
-    frame = cv2.imread(str(ImageFolderSource(cube_frames_dir).files[0]))
-    images, boxes = _zoom_sequence(frame, (315.0, 205.0, 129.0, 145.0), frames=25, rate=rate)
-    with_template = _final_size_ratio(path, Config().tracker.scale_steps, images, boxes, scale_from="template")
-    without = _final_size_ratio(path, 1, images, boxes, scale_from="template")  # 1 step: the regression's size
-    assert 0.8 < with_template < 1.25, with_template
-    assert abs(np.log(with_template)) < abs(np.log(without)) - 0.1, (with_template, without)
