@@ -94,6 +94,15 @@ class TrackerConfig:
     # parabola through its neighbours (the regression's offset unused). With the default model "peak"
     # is better on the generated sequences and worse on the real dev clips (docs/MODEL.md).
     center_from: str = "regression"
+    # distractor memory (DaSiamRPN's idea, by position; cyclesiam/distractors.py): while a target is
+    # tracked, the other strong peaks of its score map (raw score >= distractor_score, farther than
+    # distractor_distance target sizes from the new centre) are remembered for the next frame, and
+    # there the penalised score of candidates within distractor_radius target sizes of one is
+    # multiplied by (1 - distractor_penalty). 0 = off. Target size = sqrt(w * h)
+    distractor_penalty: float = 0.0
+    distractor_score: float = 0.5
+    distractor_distance: float = 1.0
+    distractor_radius: float = 0.3
     mask_enabled: bool = True  # compute masks at inference (needs a model with a mask head)
     mask_threshold: float = 0.5  # paper value
     # template update: "none" (SiamRPN: keep first template) | "last" (every frame from the

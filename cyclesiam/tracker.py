@@ -21,6 +21,8 @@ target's template by cosine similarity (`template_similarity`, `pick_template_sc
 `scale_from: score`: every target is searched at each scale and the best-scoring one wins
 (`pick_scales`); with `scale_calibration`, each target's scores per scale are damped where its
 own first frame showed a wrong scale outscoring the true one (`scale_bias`).
+Distractor memory (`distractor_penalty` > 0, off by default): the strong peaks away from each
+target are remembered for one frame and damp the candidates near them (cyclesiam/distractors.py).
 
 Coordinates: continuous pixels (see `cyclesiam.crop`); boxes are (x, y, w, h) top-left.
 """
@@ -41,6 +43,7 @@ from cyclesiam.anchors import generate_anchors
 from cyclesiam.bbox import decode
 from cyclesiam.config import ModelConfig, TrackerConfig, response_size
 from cyclesiam.crop import CropBatch, image_mean, template_crop_sizes, to_bgr
+from cyclesiam.distractors import distractor_factors, find_distractors
 from cyclesiam.mask import backproject_mask, box_polygon, largest_component, rotated_box
 
 if TYPE_CHECKING:
@@ -228,13 +231,15 @@ def postprocess(
     image_shape: Sequence[int],
     anchors: np.ndarray | None = None,
     score_size: int = 0,
+    score_factors: np.ndarray | None = None,
 ) -> PostResult:
     """SiamRPN post-processing for B targets at once.
 
     scores [B, N]; boxes [B, N, 4] (cx, cy, w, h) in crop pixels relative to the crop centre;
     centers/sizes [B, 2] current state in image pixels; scale_z [B] crop pixels per image pixel;
     window [N]; window_influence scalar or [B]; anchors [N, 4] of the R x R map, R = score_size (both
-    needed when cfg.center_from is "peak").
+    needed when cfg.center_from is "peak"); score_factors [B, N] multiply the penalised, windowed
+    score before the argmax (distractor memory).
     """
     scores = np.asarray(scores, dtype=np.float64)
     boxes = np.asarray(boxes, dtype=np.float64)
@@ -256,6 +261,8 @@ def postprocess(
     r_c = _change((tw / th)[:, None] / (pw / ph))
     penalty = np.exp(-(r_c * s_c - 1.0) * cfg.penalty_k)
     pscore = penalty * scores * (1.0 - wi) + window[None, :] * wi
+    if score_factors is not None:
+        pscore = pscore * score_factors
     pscore = np.where(valid, pscore, -np.inf)
     best = np.argmax(pscore, axis=1)
 
@@ -306,6 +313,13 @@ def check_tracker_config(cfg: TrackerConfig) -> None:
         raise ValueError(f"tracker.scale_step must be > 1, got {cfg.scale_step}")
     if not 0.0 < cfg.scale_penalty <= 1.0:
         raise ValueError(f"tracker.scale_penalty must be in (0, 1], got {cfg.scale_penalty}")
+    if not 0.0 <= cfg.distractor_penalty <= 1.0:
+        raise ValueError(f"tracker.distractor_penalty must be in [0, 1] (0 = off), got {cfg.distractor_penalty}")
+    if not 0.0 <= cfg.distractor_score <= 1.0:
+        raise ValueError(f"tracker.distractor_score must be in [0, 1], got {cfg.distractor_score}")
+    if not (cfg.distractor_distance > 0.0 and cfg.distractor_radius >= 0.0):
+        raise ValueError(f"tracker.distractor_distance must be > 0 and distractor_radius >= 0 (target sizes), got "
+                         f"{cfg.distractor_distance} and {cfg.distractor_radius}")
 
 
 def scale_factors(cfg: TrackerConfig) -> np.ndarray:
@@ -439,6 +453,8 @@ class _Target:
     mask: np.ndarray | None = None
     # tracker.scale_calibration: (the scale factors it was measured at, score factor per scale)
     scale_bias: tuple[np.ndarray, np.ndarray] | None = None
+    # tracker.distractor_*: strong peaks away from the target in the last frame [D, 2] image pixels
+    distractors: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:
@@ -463,6 +479,7 @@ class _Search:
     """One batched search: post-processed rows (target-major x scales) and what the masks need."""
 
     post: PostResult
+    scores: np.ndarray  # [rows, N] raw foreground scores
     centers: np.ndarray
     scale_z: np.ndarray
     feat: torch.Tensor
@@ -476,6 +493,7 @@ class _Response:
     anchors: torch.Tensor
     anchors_np: np.ndarray
     window: np.ndarray
+    score_size: int
 
 
 class SiamTracker:
@@ -573,6 +591,7 @@ class SiamTracker:
         if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
             raise ValueError(f"set_box: box must be finite with positive size, got {tuple(bbox)}")
         target.center, target.size = np.array([x + w / 2, y + h / 2]), np.array([w, h])
+        target.distractors = np.empty((0, 2))
 
     def result(self, target_id: str) -> TrackResult:
         """The current state of one target (after `add_target`: the given box)."""
@@ -637,13 +656,13 @@ class SiamTracker:
         by_template = cfg.scale_from == "template" and cfg.scale_steps > 1
         factors = scale_factors(cfg) if by_score else np.ones(1)
         found = self._search(bgr, pad, search_size, members, factors, timing)
-        post, centers, scale_z, feat = found.post, found.centers, found.scale_z, found.feat
+        post, scores, centers, scale_z, feat = found.post, found.scores, found.centers, found.scale_z, found.feat
 
         t0 = time.perf_counter()
         sizes = np.stack([t.size for t in members])
         if len(factors) > 1:
             chosen, post = pick_scales(post, factors, sizes, cfg, bgr.shape, self._scale_biases(members, factors))
-            centers, scale_z = centers[chosen], scale_z[chosen]
+            scores, centers, scale_z = scores[chosen], centers[chosen], scale_z[chosen]
             feat = feat[torch.as_tensor(chosen, device=feat.device)]
         elif by_template:
             post.size = sizes.copy()  # set by _template_scales: the regression's size is blind to scale
@@ -653,9 +672,14 @@ class SiamTracker:
             t.score = float(post.score[b])
             t.frames += 1
             t.polygon, t.mask = None, None
+            t.distractors = np.empty((0, 2))
             if t.state == LOST:
                 continue  # hold the box; search the bigger crop next frame
             t.center, t.size = post.center[b].copy(), post.size[b].copy()
+            if cfg.distractor_penalty > 0:
+                t.distractors = find_distractors(scores[b], found.resp.anchors_np, found.resp.score_size, centers[b],
+                                                 float(scale_z[b]), t.center, math.sqrt(t.size[0] * t.size[1]),
+                                                 cfg.distractor_score, cfg.distractor_distance)
             updated.append(t)
             masked.append(b)
         timing["post"] += _ms(t0)
@@ -700,9 +724,21 @@ class SiamTracker:
         t0 = time.perf_counter()
         wi = np.array([cfg.lost_window_influence if t.state == LOST else cfg.window_influence for t in members])
         post = postprocess(scores, boxes, centers, scaled_sizes, scale_z, resp.window, np.repeat(wi, n_scales),
-                           cfg, bgr.shape, resp.anchors_np, cls.shape[-1])
+                           cfg, bgr.shape, resp.anchors_np, cls.shape[-1],
+                           self._distractor_factors(members, n_scales, centers, scale_z, resp))
         timing["post"] = timing.get("post", 0.0) + _ms(t0)
-        return _Search(post=post, centers=centers, scale_z=scale_z, feat=feat, resp=resp)
+        return _Search(post=post, scores=scores, centers=centers, scale_z=scale_z, feat=feat, resp=resp)
+
+    def _distractor_factors(self, members: list[_Target], n_scales: int, centers: np.ndarray, scale_z: np.ndarray,
+                            resp: _Response) -> np.ndarray | None:
+        """tracker.distractor_*: score factors [rows, N] damping the candidates near each target's
+        remembered distractors (None when off or when no target remembers one)."""
+        penalty = self.cfg.distractor_penalty
+        if penalty <= 0 or all(len(t.distractors) == 0 for t in members):
+            return None
+        radii = np.repeat([self.cfg.distractor_radius * math.sqrt(t.size[0] * t.size[1]) for t in members], n_scales)
+        points = [t.distractors for t in members for _ in range(n_scales)]
+        return distractor_factors(resp.anchors_np, centers, scale_z, points, radii, penalty)
 
     def _template_scales(self, bgr: np.ndarray, targets: list[_Target], lr: np.ndarray) -> None:
         """tracker.scale_from "template": embed template-sized crops at each target's new centre and
@@ -789,6 +825,7 @@ class SiamTracker:
                 anchors=torch.from_numpy(anchors).to(self.device),
                 anchors_np=anchors.astype(np.float64),
                 window=hanning_window(score_size, k),
+                score_size=score_size,
             )
             self._responses[score_size] = resp
         return resp

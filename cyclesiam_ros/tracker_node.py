@@ -61,6 +61,11 @@ TRACKER_DESCRIPTIONS = {
     "scale_calibration": "scale_from score only: on ~/set_target, search the first frame at every scale and damp "
                          "the scales that outscore the given box's there (per target)",
     "center_from": "regression (box offsets, as pysot) | peak (score peak refined to sub-cell precision)",
+    "distractor_penalty": "distractor memory: damp candidates near last frame's strong far peaks by this factor "
+                          "(score x (1 - penalty)); 0 = off",
+    "distractor_score": "raw score at or above which a far peak is remembered as a distractor",
+    "distractor_distance": "a peak is a distractor when farther than this many target sizes (sqrt(w*h)) from the target",
+    "distractor_radius": "candidates within this many target sizes of a remembered distractor are damped",
     "mask_enabled": "compute masks (only done while ~/mask or ~/debug_image has subscribers)",
     "mask_threshold": "mask probability threshold (paper: 0.5)",
     "template_update": "none (keep first template) | last (every frame) | blend (confidence-gated average)",
