@@ -45,19 +45,21 @@ def find_distractors(scores: np.ndarray, anchors: np.ndarray, score_size: int, c
     return positions[far]
 
 
-def distractor_factors(anchors: np.ndarray, crop_centers: np.ndarray, scale_z: np.ndarray,
+def distractor_factors(anchors: np.ndarray, score_size: int, crop_centers: np.ndarray, scale_z: np.ndarray,
                        distractors: list[np.ndarray], radii: np.ndarray, penalty: float) -> np.ndarray:
     """Factor on each candidate's penalised score: 1 - penalty where the candidate's anchor centre lies
     within radii[b] (image pixels) of one of row b's remembered distractors, else 1.
 
-    anchors [N, 4] crop pixels relative to the crop centre; crop_centers [B, 2] image pixels;
-    scale_z [B]; distractors: per row [D_b, 2] image pixels -> [B, N]."""
-    offsets = np.asarray(anchors, dtype=np.float64)[:, :2]
-    factors = np.ones((len(crop_centers), len(offsets)))
+    anchors [N, 4] (N = k R R, index a R R + i R + j; every anchor of a cell shares its centre) in crop
+    pixels relative to the crop centre; crop_centers [B, 2] image pixels; scale_z [B]; distractors:
+    per row [D_b, 2] image pixels -> [B, N]."""
+    cells = np.asarray(anchors, dtype=np.float64)[:score_size * score_size, :2]
+    k = len(anchors) // len(cells)
+    factors = np.ones((len(crop_centers), len(cells)))
     for b, points in enumerate(distractors):
         if len(points) == 0:
             continue
-        candidates = crop_centers[b] + offsets / scale_z[b]  # [N, 2]
-        gaps = np.linalg.norm(candidates[:, None, :] - np.asarray(points)[None, :, :], axis=2)  # [N, D]
+        candidates = crop_centers[b] + cells / scale_z[b]  # [R R, 2]
+        gaps = np.linalg.norm(candidates[:, None, :] - np.asarray(points)[None, :, :], axis=2)  # [R R, D]
         factors[b, (gaps <= radii[b]).any(axis=1)] = 1.0 - penalty
-    return factors
+    return np.tile(factors, (1, k))

@@ -738,7 +738,7 @@ class SiamTracker:
             return None
         radii = np.repeat([self.cfg.distractor_radius * math.sqrt(t.size[0] * t.size[1]) for t in members], n_scales)
         points = [t.distractors for t in members for _ in range(n_scales)]
-        return distractor_factors(resp.anchors_np, centers, scale_z, points, radii, penalty)
+        return distractor_factors(resp.anchors_np, resp.score_size, centers, scale_z, points, radii, penalty)
 
     def _template_scales(self, bgr: np.ndarray, targets: list[_Target], lr: np.ndarray) -> None:
         """tracker.scale_from "template": embed template-sized crops at each target's new centre and

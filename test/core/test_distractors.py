@@ -51,7 +51,7 @@ def test_distractor_factors_damp_only_candidates_near_a_remembered_peak() -> Non
     anchors = generate_anchors(AnchorConfig(), R)
     centers, scale_z = np.array([[300.0, 200.0], [50.0, 50.0]]), np.array([0.5, 1.0])
     points = [np.array([[340.0, 200.0]]), np.empty((0, 2))]
-    factors = distractor_factors(anchors, centers, scale_z, points, radii=np.array([10.0, 10.0]), penalty=0.4)
+    factors = distractor_factors(anchors, R, centers, scale_z, points, radii=np.array([10.0, 10.0]), penalty=0.4)
     positions = centers[0] + anchors[:, :2] / scale_z[0]
     near = np.hypot(*(positions - points[0][0]).T) <= 10.0
     assert near.any() and (~near).any()
