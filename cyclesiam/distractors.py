@@ -16,6 +16,12 @@ from __future__ import annotations
 import numpy as np
 
 
+def cell_centers(anchors: np.ndarray, score_size: int) -> np.ndarray:
+    """Centres of the R x R score cells [R*R, 2] (index i R + j) from anchors [k R R, 4] (index
+    a R R + i R + j; every anchor of a cell shares its centre)."""
+    return np.asarray(anchors, dtype=np.float64)[:score_size * score_size, :2]
+
+
 def local_peaks(score_map: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
     """Cells of an R x R map that are >= their 8 neighbours and >= min_score -> (rows, cols)."""
     padded = np.pad(score_map, 1, constant_values=-np.inf)
@@ -39,7 +45,7 @@ def find_distractors(scores: np.ndarray, anchors: np.ndarray, score_size: int, c
     r = score_size
     score_map = np.asarray(scores, dtype=np.float64).reshape(-1, r, r).max(axis=0)
     rows, cols = local_peaks(score_map, min_score)
-    cells = np.asarray(anchors, dtype=np.float64)[:r * r, :2].reshape(r, r, 2)
+    cells = cell_centers(anchors, r).reshape(r, r, 2)
     positions = crop_center + cells[rows, cols] / scale_z
     far = np.hypot(*(positions - new_center).T) > min_distance * target_size
     return positions[far]
@@ -50,10 +56,9 @@ def distractor_factors(anchors: np.ndarray, score_size: int, crop_centers: np.nd
     """Factor on each candidate's penalised score: 1 - penalty where the candidate's anchor centre lies
     within radii[b] (image pixels) of one of row b's remembered distractors, else 1.
 
-    anchors [N, 4] (N = k R R, index a R R + i R + j; every anchor of a cell shares its centre) in crop
-    pixels relative to the crop centre; crop_centers [B, 2] image pixels; scale_z [B]; distractors:
-    per row [D_b, 2] image pixels -> [B, N]."""
-    cells = np.asarray(anchors, dtype=np.float64)[:score_size * score_size, :2]
+    anchors [N, 4] (N = k R R, see cell_centers) in crop pixels relative to the crop centre;
+    crop_centers [B, 2] image pixels; scale_z [B]; distractors: per row [D_b, 2] image pixels -> [B, N]."""
+    cells = cell_centers(anchors, score_size)
     k = len(anchors) // len(cells)
     factors = np.ones((len(crop_centers), len(cells)))
     for b, points in enumerate(distractors):

@@ -462,6 +462,11 @@ class _Target:
         w, h = self.size
         return (float(cx - w / 2), float(cy - h / 2), float(w), float(h))
 
+    @property
+    def extent(self) -> float:
+        """sqrt(w * h): the target size the tracker.distractor_* distances are measured in."""
+        return math.sqrt(self.size[0] * self.size[1])
+
     def result(self) -> TrackResult:
         poly = self.polygon if self.polygon is not None else box_polygon(self.bbox)
         return TrackResult(
@@ -678,7 +683,7 @@ class SiamTracker:
             t.center, t.size = post.center[b].copy(), post.size[b].copy()
             if cfg.distractor_penalty > 0:
                 t.distractors = find_distractors(scores[b], found.resp.anchors_np, found.resp.score_size, centers[b],
-                                                 float(scale_z[b]), t.center, math.sqrt(t.size[0] * t.size[1]),
+                                                 float(scale_z[b]), t.center, t.extent,
                                                  cfg.distractor_score, cfg.distractor_distance)
             updated.append(t)
             masked.append(b)
@@ -736,7 +741,7 @@ class SiamTracker:
         penalty = self.cfg.distractor_penalty
         if penalty <= 0 or all(len(t.distractors) == 0 for t in members):
             return None
-        radii = np.repeat([self.cfg.distractor_radius * math.sqrt(t.size[0] * t.size[1]) for t in members], n_scales)
+        radii = np.repeat([self.cfg.distractor_radius * t.extent for t in members], n_scales)
         points = [t.distractors for t in members for _ in range(n_scales)]
         return distractor_factors(resp.anchors_np, resp.score_size, centers, scale_z, points, radii, penalty)
 
