@@ -2,7 +2,7 @@
 
 The tracker owns everything per target (template features, centre, size, score, LOST
 state); the model is state-free. Every frame, all targets that search the same crop size
-go through ONE batched forward (tracking targets at `model_cfg.search_size`, lost targets
+go through ONE batched forward (tracking targets at `model_cfg.search_size`, held lost targets
 at `tracker_cfg.lost_search_size`). The network is called only through a `NetworkBackend`
 (`template`, `track`, `mask`) so an ONNX Runtime backend can replace the torch one.
 
@@ -21,6 +21,10 @@ target's template by cosine similarity (`template_similarity`, `pick_template_sc
 `scale_from: score`: every target is searched at each scale and the best-scoring one wins
 (`pick_scales`); with `scale_calibration`, each target's scores per scale are damped where its
 own first frame showed a wrong scale outscoring the true one (`scale_bias`).
+LOST: `lost_frames` low frames in a row (score below `lost_threshold` and, with
+`lost_similarity` > 0, a template-sized crop at the new box unlike the template). With
+`lost_hold` the box is held and searched for in a wider crop; without it (the default) the target
+is tracked exactly as before and only reported LOST until it scores as itself again.
 Distractor memory (`distractor_penalty` > 0, off by default): the strong peaks away from each
 target are remembered for one frame and damp the candidates near them (cyclesiam/distractors.py).
 
@@ -302,6 +306,9 @@ def check_tracker_config(cfg: TrackerConfig) -> None:
     construction and by the node before it applies run-time parameter changes."""
     if cfg.center_from not in CENTER_SOURCES:
         raise ValueError(f"tracker.center_from must be one of {CENTER_SOURCES}, got '{cfg.center_from}'")
+    if not (0.0 <= cfg.lost_similarity <= 1.0 and 0.0 <= cfg.recover_similarity <= 1.0):
+        raise ValueError(f"tracker.lost_similarity and recover_similarity must be in [0, 1] (0 = off), got "
+                         f"{cfg.lost_similarity} and {cfg.recover_similarity}")
     if cfg.scale_from not in SCALE_SOURCES:
         raise ValueError(f"tracker.scale_from must be one of {SCALE_SOURCES}, got '{cfg.scale_from}'")
     if cfg.template_update not in TEMPLATE_UPDATES:
@@ -401,16 +408,22 @@ def pick_template_scales(similarity: np.ndarray, factors: np.ndarray, sizes: np.
     return move_sizes(sizes, factors[pick], lr, cfg, image_shape)
 
 
-def next_state(state: str, low_count: int, score: float, cfg: TrackerConfig) -> tuple[str, int]:
-    """LOST hysteresis: lost after `lost_frames` consecutive scores < lost_threshold; back when >= recover_threshold."""
+def next_state(state: str, low_count: int, score: float, cfg: TrackerConfig,
+               similarity: float = math.nan) -> tuple[str, int]:
+    """LOST hysteresis: lost after `lost_frames` consecutive low frames (score < lost_threshold and,
+    when lost_similarity > 0, template similarity < lost_similarity); back when score >=
+    recover_threshold (and similarity >= recover_similarity when that is > 0). A NaN similarity
+    (not measured) never blocks LOST and never allows recovery that needs it."""
     if state == TRACKING:
-        if score < cfg.lost_threshold:
+        similar = cfg.lost_similarity > 0 and similarity >= cfg.lost_similarity
+        if score < cfg.lost_threshold and not similar:
             low_count += 1
             if low_count >= cfg.lost_frames:
                 return LOST, low_count
             return TRACKING, low_count
         return TRACKING, 0
-    if score >= cfg.recover_threshold:
+    unlike = cfg.recover_similarity > 0 and not similarity >= cfg.recover_similarity
+    if score >= cfg.recover_threshold and not unlike:
         return TRACKING, 0
     return LOST, low_count
 
@@ -637,7 +650,7 @@ class SiamTracker:
             pad = image_mean(bgr)
             groups: dict[int, list[_Target]] = {}
             for t in targets:
-                size = self.cfg.lost_search_size if t.state == LOST else self.model_cfg.search_size
+                size = self.cfg.lost_search_size if self._held(t) else self.model_cfg.search_size
                 groups.setdefault(size, []).append(t)
             self.last_batches = {size: [t.id for t in members] for size, members in groups.items()}
             updated: list[_Target] = []
@@ -655,9 +668,9 @@ class SiamTracker:
     ) -> list[_Target]:
         """One batched forward + post-processing for targets sharing a search size; returns those updated."""
         cfg = self.cfg
-        # a LOST target's box is held and only its score decides recovery: one scale is enough,
-        # and the wide lost crop is the most expensive forward there is
-        by_score = cfg.scale_from == "score" and not all(t.state == LOST for t in members)
+        # a held LOST target's box does not move and only the recovery test reads it: one scale is
+        # enough, and the wide lost crop is the most expensive forward there is
+        by_score = cfg.scale_from == "score" and not all(self._held(t) for t in members)
         by_template = cfg.scale_from == "template" and cfg.scale_steps > 1
         factors = scale_factors(cfg) if by_score else np.ones(1)
         found = self._search(bgr, pad, search_size, members, factors, timing)
@@ -670,15 +683,25 @@ class SiamTracker:
             scores, centers, scale_z = scores[chosen], centers[chosen], scale_z[chosen]
             feat = feat[torch.as_tensor(chosen, device=feat.device)]
         elif by_template:
-            post.size = sizes.copy()  # set by _template_scales: the regression's size is blind to scale
+            post.size = sizes.copy()  # picked below from the similarity: the regression's size is blind to scale
+        timing["post"] += _ms(t0)
+        # the LOST rule needs every target's similarity first (held ones keep their size: one scale);
+        # otherwise only targets still tracked need it
+        similarity = None
+        if cfg.lost_similarity > 0 or cfg.recover_similarity > 0:
+            every_scale = by_template and not all(self._held(t) for t in members)
+            similarity = self._candidate_similarity(bgr, members, post.center, every_scale, timing)
+        t0 = time.perf_counter()
         updated, masked = [], []
         for b, t in enumerate(members):
-            t.state, t.low_count = next_state(t.state, t.low_count, float(post.score[b]), cfg)
+            best_similarity = float(np.nanmax(similarity[b])) if similarity is not None and np.isfinite(
+                similarity[b]).any() else math.nan
+            t.state, t.low_count = next_state(t.state, t.low_count, float(post.score[b]), cfg, best_similarity)
             t.score = float(post.score[b])
             t.frames += 1
             t.polygon, t.mask = None, None
             t.distractors = np.empty((0, 2))
-            if t.state == LOST:
+            if self._held(t):
                 continue  # hold the box; search the bigger crop next frame
             t.center, t.size = post.center[b].copy(), post.size[b].copy()
             if cfg.distractor_penalty > 0:
@@ -690,9 +713,15 @@ class SiamTracker:
         timing["post"] += _ms(t0)
 
         if masked and by_template:
-            t0 = time.perf_counter()
-            self._template_scales(bgr, [members[b] for b in masked], post.lr[masked])
-            timing["scale"] = timing.get("scale", 0.0) + _ms(t0)
+            tracked = [members[b] for b in masked]
+            if similarity is not None and similarity.shape[1] == cfg.scale_steps:
+                tracked_similarity = similarity[masked]
+            else:  # not measured yet, or at one scale only (a held target that recovered)
+                tracked_similarity = self._candidate_similarity(bgr, tracked, post.center[masked], True, timing)
+            sizes = np.stack([t.size for t in tracked])
+            for t, size in zip(tracked, pick_template_scales(tracked_similarity, scale_factors(cfg), sizes,
+                                                             post.lr[masked], cfg, bgr.shape)):
+                t.size = size
 
         if masked and cfg.mask_enabled and self.backend.has_mask:
             t0 = time.perf_counter()
@@ -727,7 +756,7 @@ class SiamTracker:
         timing["network"] = timing.get("network", 0.0) + _ms(t0)
 
         t0 = time.perf_counter()
-        wi = np.array([cfg.lost_window_influence if t.state == LOST else cfg.window_influence for t in members])
+        wi = np.array([cfg.lost_window_influence if self._held(t) else cfg.window_influence for t in members])
         post = postprocess(scores, boxes, centers, scaled_sizes, scale_z, resp.window, np.repeat(wi, n_scales),
                            cfg, bgr.shape, resp.anchors_np, cls.shape[-1],
                            self._distractor_factors(members, n_scales, centers, scale_z, resp))
@@ -745,16 +774,18 @@ class SiamTracker:
         points = [t.distractors for t in members for _ in range(n_scales)]
         return distractor_factors(resp.anchors_np, resp.score_size, centers, scale_z, points, radii, penalty)
 
-    def _template_scales(self, bgr: np.ndarray, targets: list[_Target], lr: np.ndarray) -> None:
-        """tracker.scale_from "template": embed template-sized crops at each target's new centre and
-        size x every scale factor; the size moves towards the scale most similar to its template."""
-        factors = scale_factors(self.cfg)
-        sizes = np.stack([t.size for t in targets])
-        candidates = self._templates(bgr, *scale_rows(np.stack([t.center for t in targets]), sizes, factors))
-        similarity = template_similarity(candidates.reshape(len(targets), len(factors), *candidates.shape[1:]),
-                                         torch.stack([t.zf for t in targets]))
-        for t, size in zip(targets, pick_template_scales(similarity, factors, sizes, lr, self.cfg, bgr.shape)):
-            t.size = size
+    def _candidate_similarity(self, bgr: np.ndarray, members: list[_Target], centers: np.ndarray,
+                              every_scale: bool, timing: dict) -> np.ndarray:
+        """Cosine similarity [B, S] to each target's template of template-sized crops at `centers` and
+        the current size x every scale factor (tracker.scale_from "template" picks the size from it);
+        S = 1 without `every_scale` (only the LOST rule reads it)."""
+        t0 = time.perf_counter()
+        factors = scale_factors(self.cfg) if every_scale else np.ones(1)
+        candidates = self._templates(bgr, *scale_rows(centers, np.stack([t.size for t in members]), factors))
+        similarity = template_similarity(candidates.reshape(len(members), len(factors), *candidates.shape[1:]),
+                                         torch.stack([t.zf for t in members]))
+        timing["scale"] = timing.get("scale", 0.0) + _ms(t0)
+        return similarity
 
     @staticmethod
     def _scale_biases(members: list[_Target], factors: np.ndarray) -> np.ndarray | None:
@@ -796,8 +827,13 @@ class SiamTracker:
             )
             t.mask, t.polygon = res.mask, res.polygon
 
+    def _held(self, target: _Target) -> bool:
+        """A LOST target under tracker.lost_hold: box held, wide search, no motion prior."""
+        return target.state == LOST and self.cfg.lost_hold
+
     def _update_templates(self, bgr: np.ndarray, updated: list[_Target]) -> None:
         mode = self.cfg.template_update
+        updated = [t for t in updated if t.state != LOST]  # never learn from a frame it is lost in
         if mode == "none" or not updated:
             return
         if mode == "blend":

@@ -73,9 +73,15 @@ TRACKER_DESCRIPTIONS = {
     "template_update_min_score": "blend only when the score exceeds this",
     "lost_threshold": "score below which a frame counts towards LOST",
     "recover_threshold": "score at or above which a LOST target is TRACKING again",
-    "lost_frames": "consecutive low-score frames before a target is LOST",
-    "lost_search_size": "search crop size (network pixels) while LOST: a wider search",
-    "lost_window_influence": "cosine window weight while LOST (0 = no motion prior)",
+    "lost_similarity": "a low-score frame counts towards LOST only when the crop at the new box is less like the "
+                       "template than this (cosine of the features); 0 = the score alone decides",
+    "recover_similarity": "a LOST target recovers only when the crop at its box is at least this like the template "
+                          "(and its score reaches recover_threshold); 0 = the score alone decides",
+    "lost_frames": "consecutive low frames before a target is LOST",
+    "lost_hold": "true: hold a LOST target's box and search the wider lost_search_size crop; "
+                 "false: keep tracking it as usual and only report it LOST",
+    "lost_search_size": "search crop size (network pixels) while LOST and lost_hold: a wider search",
+    "lost_window_influence": "cosine window weight while LOST and lost_hold (0 = no motion prior)",
 }
 RUNTIME_DESCRIPTIONS = {
     "device": "auto | cpu | cuda | cuda:N (restart to change)",

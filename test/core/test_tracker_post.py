@@ -145,6 +145,13 @@ def test_unknown_center_source_is_refused():
         check_tracker_config(TrackerConfig(center_from="mask"))
 
 
+@pytest.mark.parametrize("field, value", [("lost_similarity", -0.1), ("recover_similarity", 1.5),
+                                          ("lost_similarity", float("nan"))])
+def test_bad_similarity_thresholds_are_refused(field, value):
+    with pytest.raises(ValueError, match="lost_similarity and recover_similarity"):
+        check_tracker_config(TrackerConfig(**{field: value}))
+
+
 def test_clip_to_image_and_minimum_size():
     cls, loc, _ = _maps([])
     cls[0, K + 2, 12, 24] = 8.0
@@ -175,7 +182,8 @@ def test_batched_targets_each_pick_their_own_peak():
 
 
 def test_lost_hysteresis_on_a_score_sequence():
-    cfg = TrackerConfig(lost_threshold=0.3, recover_threshold=0.6, lost_frames=3)
+    cfg = TrackerConfig(lost_threshold=0.3, recover_threshold=0.6, lost_frames=3, lost_similarity=0.0,
+                        recover_similarity=0.0)  # the score alone
     scores = [0.9, 0.2, 0.2, 0.5, 0.2, 0.2, 0.2, 0.5, 0.55, 0.7, 0.2, 0.4]
     expected = [TRACKING] * 6 + [LOST, LOST, LOST, TRACKING, TRACKING, TRACKING]
     state, low, states = TRACKING, 0, []
@@ -183,6 +191,30 @@ def test_lost_hysteresis_on_a_score_sequence():
         state, low = next_state(state, low, s, cfg)
         states.append(state)
     assert states == expected
+
+
+def test_lost_rule_with_template_similarity():
+    """lost_similarity: a low score counts only where the crop is unlike the template too;
+    recover_similarity: recovery needs a template-like crop as well as the score."""
+    cfg = TrackerConfig(lost_threshold=0.9, recover_threshold=0.95, lost_frames=2, lost_similarity=0.3,
+                        recover_similarity=0.35)
+    frames = [(0.8, 0.5), (0.8, 0.5), (0.8, 0.5),  # low score, template-like crop: still tracking
+              (0.8, 0.2), (0.95, 0.1),  # high score does not count as low
+              (0.8, 0.2), (0.8, 0.25),  # two low frames: LOST
+              (0.99, 0.2),  # strong score on something unlike the template: stays LOST
+              (0.99, float("nan")),  # similarity not measured: no recovery that needs it
+              (0.99, 0.6)]  # both: TRACKING
+    expected = [TRACKING] * 6 + [LOST, LOST, LOST, TRACKING]
+    state, low, states = TRACKING, 0, []
+    for score, similarity in frames:
+        state, low = next_state(state, low, score, cfg, similarity)
+        states.append(state)
+    assert states == expected
+    # 0 = off: the score alone decides, as without a similarity
+    off = TrackerConfig(lost_threshold=0.9, recover_threshold=0.95, lost_frames=2, lost_similarity=0.0,
+                        recover_similarity=0.0)
+    assert next_state(TRACKING, 1, 0.8, off, 0.99) == (LOST, 2)
+    assert next_state(LOST, 2, 0.97, off, 0.0) == (TRACKING, 0)
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
+from cyclesiam.sources import ImageFolderSource
 from cyclesiam_ros.messages import stamp_ns
+from cyclesiam_ros.msg import TrackStatus
 from cyclesiam_ros.session import TrackerSession as NodeClient, tracker_node_command
 from ros_helpers import REPO, ChildProcess
 
@@ -29,9 +32,21 @@ def frames(tree_video, read_frames):
 
 
 @pytest.fixture(scope="module")
-def node_and_client(rclpy_context, tmp_path_factory, node_checkpoint):
+def shipped_checkpoint():
+    """The shipped model: its scores are what config/tracker.yaml's LOST rule is set for (with the
+    untrained-heads fixture every frame would be a low-score frame)."""
+    from cyclesiam.default_model import default_checkpoint
+
+    path = default_checkpoint()
+    if path is None or not path.is_file():
+        pytest.skip(f"shipped model {path} missing")
+    return path
+
+
+@pytest.fixture(scope="module")
+def node_and_client(rclpy_context, tmp_path_factory, shipped_checkpoint):
     tmp = tmp_path_factory.mktemp("node")
-    proc = start_node(tmp, node_checkpoint, "/t1", "/t1/camera/image_raw")
+    proc = start_node(tmp, shipped_checkpoint, "/t1", "/t1/camera/image_raw")
     client = NodeClient(rclpy_context, "/t1", "/t1/camera/image_raw", subscribe_debug=True)
     try:
         client.wait_ready(90)
@@ -106,6 +121,32 @@ def test_remove_target_stops_detections(client, frames):
     assert client.received.status, "status keeps flowing without targets"
     assert all(len(s.targets) == 0 for s in client.received.status)
     assert not client.received.detections
+
+
+def test_a_vanished_target_is_reported_lost_and_not_published(client, cube_frames_dir):
+    """The mbt_cube cube is painted out (inpainted) for 8 frames: ~/status says LOST and
+    ~/detections stops carrying it; when it is back it is TRACKING and published again."""
+    frame = cv2.imread(str(ImageFolderSource(cube_frames_dir).files[0]))
+    box = (315.0, 205.0, 129.0, 145.0)  # the cube
+    x, y, w, h = (int(v) for v in box)
+    hole = np.zeros(frame.shape[:2], np.uint8)
+    hole[y - 10:y + h + 10, x - 10:x + w + 10] = 255
+    vanished = cv2.inpaint(frame, hole, 5, cv2.INPAINT_TELEA)
+    client.play([frame] * 3, 10)
+    client.spin(0.3)
+    assert client.set_target(box, target_id="cube").success
+    client.play([frame] * 3, 10)
+    client.clear_received()
+    gone = client.play([vanished] * 8, 10)
+    back = client.play([frame] * 6, 10)
+    client.spin(1.0)
+    state = {stamp_ns(s.header): s.targets[0].state for s in client.received.status if s.targets}
+    published = {stamp_ns(d.header) for d in client.received.detections if d.detections}
+    lost = [stamp for stamp in gone if state.get(stamp) == TrackStatus.LOST]
+    assert lost, f"never LOST while the cube was gone: {[state.get(s) for s in gone]}"
+    assert not published & set(lost), "a LOST target must not be published as a detection"
+    assert state.get(back[-1]) == TrackStatus.TRACKING, [state.get(s) for s in back]
+    assert back[-1] in published
 
 
 def test_two_targets_at_once(client, frames):
