@@ -124,7 +124,7 @@ def test_remove_target_stops_detections(client, frames):
 
 
 def test_a_vanished_target_is_reported_lost_and_not_published(client, cube_frames_dir):
-    """The mbt_cube cube is painted out (inpainted) for 8 frames: ~/status says LOST and
+    """The mbt_cube cube is painted out (inpainted) for 10 frames: ~/status says LOST and
     ~/detections stops carrying it; when it is back it is TRACKING and published again."""
     frame = cv2.imread(str(ImageFolderSource(cube_frames_dir).files[0]))
     box = (315.0, 205.0, 129.0, 145.0)  # the cube
@@ -137,16 +137,19 @@ def test_a_vanished_target_is_reported_lost_and_not_published(client, cube_frame
     assert client.set_target(box, target_id="cube").success
     client.play([frame] * 3, 10)
     client.clear_received()
-    gone = client.play([vanished] * 8, 10)
-    back = client.play([frame] * 6, 10)
+    gone = client.play([vanished] * 10, 10)
+    back = client.play([frame] * 8, 10)
     client.spin(1.0)
     state = {stamp_ns(s.header): s.targets[0].state for s in client.received.status if s.targets}
     published = {stamp_ns(d.header) for d in client.received.detections if d.detections}
     lost = [stamp for stamp in gone if state.get(stamp) == TrackStatus.LOST]
     assert lost, f"never LOST while the cube was gone: {[state.get(s) for s in gone]}"
     assert not published & set(lost), "a LOST target must not be published as a detection"
-    assert state.get(back[-1]) == TrackStatus.TRACKING, [state.get(s) for s in back]
-    assert back[-1] in published
+    # a 640x480 frame can be dropped on the way (best effort): judge the last one the node processed
+    processed_back = [stamp for stamp in back if stamp in state]
+    assert processed_back, "no status for the frames after the cube came back"
+    assert state[processed_back[-1]] == TrackStatus.TRACKING, [state.get(s) for s in back]
+    assert processed_back[-1] in published
 
 
 def test_two_targets_at_once(client, frames):
