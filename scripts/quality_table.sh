@@ -23,11 +23,7 @@ NOTES=()
 
 # 1. real clips + generated exact-gt sequences (OTB layout), only if missing
 "$ROOT/scripts/fetch_data.sh"
-have=$(find "$GEN/otb" -mindepth 2 -maxdepth 2 -name groundtruth_rect.txt 2>/dev/null | wc -l)
-if (( have < NUM_GEN )); then
-  echo "quality_table: generating $NUM_GEN sequences into $GEN"
-  "$PY" -m cyclesiam_train.eval.generate --out "$GEN" --seed 0 --num "$NUM_GEN" --no-bag
-fi
+"$PY" -m cyclesiam_train.eval.generate --out "$GEN" --seed 0 --num "$NUM_GEN" --no-bag --if-missing
 
 # 2. dev annotation sets: OTB folders whose img/ is a symlink into data/ (no images copied)
 DEV="$OUT/dev_sequences"

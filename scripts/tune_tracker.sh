@@ -9,15 +9,18 @@
 # tracker.window_influence=0.2") or "default" (the shipped config/tracker.yaml values).
 # Without variants, a standard sweep around the defaults is run. Prints one row per variant
 # (OPE AUC, P@20, VOT failures, EAO, mask J) and writes OUT/tuning.md.
-# Env: OUT (outputs/tuning), PYTHON (.venv/bin/python). Never uses the reserved clips.
+# Env: OUT (outputs/tuning), PYTHON (.venv/bin/python), TUNING_SET (an OTB-style folder with an
+# otb/ inside, e.g. another generated seed, used as it is instead of OUT/sequences with seed 1).
+# Never uses the reserved clips.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
 CKPT="${1:-$ROOT/models/cyclesiam_default.safetensors}"
 shift || true
 OUT="${OUT:-$ROOT/outputs/tuning}"
-SEQ="$OUT/sequences"
+SEQ="${TUNING_SET:-$OUT/sequences}"
 cd "$ROOT"
+mkdir -p "$OUT"
 VARIANTS=("$@")
 if (( ${#VARIANTS[@]} == 0 )); then
   VARIANTS=(default
@@ -28,8 +31,8 @@ if (( ${#VARIANTS[@]} == 0 )); then
 fi
 
 "$ROOT/scripts/fetch_data.sh"
-if (( $(find "$SEQ/otb" -mindepth 2 -maxdepth 2 -name groundtruth_rect.txt 2>/dev/null | wc -l) < 8 )); then
-  "$PY" -m cyclesiam_train.eval.generate --out "$SEQ" --seed 1 --num 8 --no-bag
+if [[ -z "${TUNING_SET:-}" ]]; then
+  "$PY" -m cyclesiam_train.eval.generate --out "$SEQ" --seed 1 --num 8 --no-bag --if-missing
 fi
 
 RESULTS=()
@@ -47,11 +50,11 @@ for i in "${!VARIANTS[@]}"; do
   RESULTS+=("$variant" "$dir/results.json")
 done
 
-"$PY" - "$OUT/tuning.md" "$CKPT" "${RESULTS[@]}" <<'PYEOF'
+"$PY" - "$OUT/tuning.md" "$CKPT" "${TUNING_SET:-generated, seed 1}" "${RESULTS[@]}" <<'PYEOF'
 import json
 import sys
 
-out, ckpt, pairs = sys.argv[1], sys.argv[2], sys.argv[3:]
+out, ckpt, tuning_set, pairs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 rows = ["| variant | AUC | P@20 | failures | EAO | mask J |", "|---|---|---|---|---|---|"]
 for variant, path in zip(pairs[::2], pairs[1::2]):
     overall = next(iter(json.load(open(path))["trackers"].values()))["overall"]
@@ -59,7 +62,7 @@ for variant, path in zip(pairs[::2], pairs[1::2]):
     j = overall.get("davis", {}).get("J", {}).get("mean")
     j_txt = f"{j:.3f}" if j is not None else "-"
     rows.append(f"| {variant} | {ope['auc']:.3f} | {ope['precision']:.3f} | {vot['failures']} | {vot['eao']:.3f} | {j_txt} |")
-text = f"Tuning set (generated, seed 1), checkpoint {ckpt}\n\n" + "\n".join(rows) + "\n"
+text = f"Tuning set ({tuning_set}), checkpoint {ckpt}\n\n" + "\n".join(rows) + "\n"
 open(out, "w").write(text)
 print(text)
 PYEOF

@@ -397,6 +397,22 @@ def generate(out: str | Path, cfg: SyntheticConfig, data: str | Path = DEFAULT_D
 # --------------------------------------------------------------------------- CLI
 
 
+def already_generated(out: str | Path, cfg: SyntheticConfig, bag: bool) -> bool:
+    """True when ``out`` holds the sequences ``cfg`` would generate: its sequences.json records the
+    same generation config and every sequence's OTB folder (and bag, when wanted) is there."""
+    out = Path(out)
+    try:
+        summary = json.loads((out / "sequences.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if summary.get("config") != json.loads(json.dumps(to_dict(cfg))):
+        return False
+    names = [s.get("name", "") for s in summary.get("sequences", [])]
+    return len(names) == cfg.num_sequences and all(
+        (out / "otb" / n / "groundtruth_rect.txt").is_file() and (not bag or (out / "bag" / n).is_dir())
+        for n in names)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cyclesiam-gen-sequences", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="output folder (otb/, bag/, sequences.json)")
@@ -408,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=int, help="shortcut for eval.synthetic.num_sequences")
     p.add_argument("--frames", type=int, help="shortcut for eval.synthetic.frames")
     p.add_argument("--no-bag", action="store_true", help="write only the OTB folders")
+    p.add_argument("--if-missing", action="store_true",
+                   help="do nothing when OUT already holds these sequences (same config in sequences.json)")
     return p
 
 
@@ -423,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}")
         return 2
+    if args.if_missing and already_generated(args.out, cfg, bag=not args.no_bag):
+        print(f"{cfg.num_sequences} sequences (seed {cfg.seed}) already in {args.out}; not regenerated")
+        return 0
     try:
         specs = generate(args.out, cfg, args.data, bag=not args.no_bag)
     except FileNotFoundError as exc:

@@ -233,3 +233,25 @@ def test_cli_compares_checkpoints_and_a_baseline(generated: Path, tmp_path: Path
     # same weights, same deterministic tracker: identical numbers
     assert doc["trackers"]["light"]["overall"]["ope"]["auc"] == doc["trackers"]["light_2"]["overall"]["ope"]["auc"]
     assert (out / "predictions" / "light_2").is_dir()
+
+
+def test_if_missing_keeps_a_complete_set_and_regenerates_anything_else(generated: Path, tmp_path: Path,
+                                                                       data_dir: Path) -> None:
+    import shutil
+
+    cfg = SyntheticConfig(seed=3, keyframe_every=1, **SMALL)
+    assert generate.already_generated(generated, cfg, bag=True)
+    assert not generate.already_generated(generated, SyntheticConfig(seed=4, keyframe_every=1, **SMALL), bag=True)
+    partial = tmp_path / "partial"
+    shutil.copytree(generated, partial)
+    gt = next((partial / "otb").glob("*/groundtruth_rect.txt"))
+    gt.unlink()
+    assert not generate.already_generated(partial, cfg, bag=True)
+    args = ["--out", str(partial), "--data", str(data_dir), "--seed", "3", "--frames", "24", "--set",
+            "eval.synthetic.width=192", "--set", "eval.synthetic.height=144", "--num", "2", "--set",
+            "eval.synthetic.max_speed=4.0", "--set", "eval.synthetic.keyframe_every=1", "--if-missing"]
+    assert generate.main(args) == 0
+    assert gt.is_file()  # the missing sequence was written again
+    stamp = gt.stat().st_mtime_ns
+    assert generate.main(args) == 0
+    assert gt.stat().st_mtime_ns == stamp  # complete now: nothing rewritten
