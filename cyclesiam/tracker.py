@@ -73,6 +73,9 @@ class TrackResult:
     state: str  # "tracking" | "lost"
     polygon: list[list[float]]
     mask: np.ndarray | None = None  # uint8 HxW, 0/255; None when not computed
+    # cosine similarity of the template-sized crop at the box to the template (the LOST rule's
+    # second signal); NaN when this frame did not measure it
+    similarity: float = math.nan
 
 
 # --------------------------------------------------------------------------- network backend
@@ -468,6 +471,7 @@ class _Target:
     scale_bias: tuple[np.ndarray, np.ndarray] | None = None
     # tracker.distractor_*: strong peaks away from the target in the last frame [D, 2] image pixels
     distractors: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
+    similarity: float = math.nan  # to the template at the last box (TrackResult.similarity)
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:
@@ -489,6 +493,7 @@ class _Target:
             state=self.state,
             polygon=[[float(px), float(py)] for px, py in poly],
             mask=self.mask,
+            similarity=float(self.similarity),
         )
 
 
@@ -697,6 +702,7 @@ class SiamTracker:
             best_similarity = float(np.nanmax(similarity[b])) if similarity is not None and np.isfinite(
                 similarity[b]).any() else math.nan
             t.state, t.low_count = next_state(t.state, t.low_count, float(post.score[b]), cfg, best_similarity)
+            t.similarity = best_similarity
             t.score = float(post.score[b])
             t.frames += 1
             t.polygon, t.mask = None, None
@@ -722,6 +728,8 @@ class SiamTracker:
             for t, size in zip(tracked, pick_template_scales(tracked_similarity, scale_factors(cfg), sizes,
                                                              post.lr[masked], cfg, bgr.shape)):
                 t.size = size
+            for t, row in zip(tracked, tracked_similarity):
+                t.similarity = float(np.nanmax(row)) if np.isfinite(row).any() else math.nan
 
         if masked and cfg.mask_enabled and self.backend.has_mask:
             t0 = time.perf_counter()

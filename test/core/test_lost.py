@@ -76,6 +76,8 @@ def test_a_followed_lost_target_is_tracked_exactly_as_without_the_rule(first_fra
     assert any(r.state == LOST for r in followed)
     assert all(r.state == TRACKING for r in never_lost)
     assert [r.bbox for r in followed] == [r.bbox for r in never_lost]
+    # TrackResult.similarity is the rule's second signal: high on the cube, low where it was
+    assert followed[0].similarity > 0.5 and followed[5].similarity < followed[0].similarity / 2
 
 
 def test_lost_when_the_target_leaves_the_view(first_frame) -> None:
@@ -95,3 +97,30 @@ def test_no_lost_while_the_cube_is_tracked_in_real_footage(cube_frames_dir) -> N
     frames = [cv2.imread(str(f)) for f in files[: 120]]
     states = _states(frames[0], frames[1:], _rule())
     assert LOST not in states
+
+
+def test_lost_probe_reads_thresholds_off_real_footage(cube_frames_dir, tmp_path) -> None:
+    """bench/lost_probe.py, as a user runs it for their own checkpoint: both signals separate the
+    tracked cube from the painted-out one, and the printed thresholds lie between them."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = default_checkpoint()
+    if path is None or not path.is_file():
+        pytest.skip(f"shipped model {path} missing")
+    repo = Path(__file__).resolve().parents[2]
+    command = [sys.executable, str(repo / "bench" / "lost_probe.py"), "--checkpoint", str(path), "--box",
+               ",".join(str(v) for v in CUBE_BOX), "--limit", "30", "--vanish", "5"]
+    done = subprocess.run([*command, "--frames", str(cube_frames_dir)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = re.search(r"lost_threshold ([0-9.]+), tracker.lost_similarity ([0-9.]+)", done.stdout)
+    assert found, done.stdout
+    tracked = re.search(r"tracked \(p1/p5/p50\)\s+([0-9.]+)/\S+\s+([0-9.]+)/", done.stdout)
+    vanished = re.search(r"vanished \(p50/p95/max\)\s+\S+/\S+/([0-9.]+)\s+\S+/\S+/([0-9.]+)", done.stdout)
+    for k in (1, 2):
+        assert float(vanished.group(k)) < float(found.group(k)) < float(tracked.group(k)), done.stdout
+    missing = subprocess.run([*command, "--frames", str(tmp_path / "nope")], capture_output=True, text=True,
+                             timeout=300)
+    assert missing.returncode == 2 and "not found" in missing.stdout
