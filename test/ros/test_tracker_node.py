@@ -126,11 +126,14 @@ def test_remove_target_stops_detections(client, frames):
 def test_a_vanished_target_is_reported_lost_and_not_published(client, cube_frames_dir):
     """The mbt_cube cube is painted out (inpainted) for 10 frames: ~/status says LOST and
     ~/detections stops carrying it; when it is back it is TRACKING and published again."""
-    frame = cv2.imread(str(ImageFolderSource(cube_frames_dir).files[0]))
-    box = (315.0, 205.0, 129.0, 145.0)  # the cube
+    # 320x240 like the other node tests: a 640x480 bgr8 frame exceeds Fast DDS's default
+    # shared-memory segment and its UDP fragments get lost under load (README, "QoS")
+    frame = cv2.resize(cv2.imread(str(ImageFolderSource(cube_frames_dir).files[0])), (320, 240),
+                       interpolation=cv2.INTER_AREA)
+    box = (157.5, 102.5, 64.5, 72.5)  # the cube
     x, y, w, h = (int(v) for v in box)
     hole = np.zeros(frame.shape[:2], np.uint8)
-    hole[y - 10:y + h + 10, x - 10:x + w + 10] = 255
+    hole[y - 5:y + h + 5, x - 5:x + w + 5] = 255
     vanished = cv2.inpaint(frame, hole, 5, cv2.INPAINT_TELEA)
     client.play([frame] * 3, 10)
     client.spin(0.3)
@@ -145,7 +148,7 @@ def test_a_vanished_target_is_reported_lost_and_not_published(client, cube_frame
     lost = [stamp for stamp in gone if state.get(stamp) == TrackStatus.LOST]
     assert lost, f"never LOST while the cube was gone: {[state.get(s) for s in gone]}"
     assert not published & set(lost), "a LOST target must not be published as a detection"
-    # a 640x480 frame can be dropped on the way (best effort): judge the last one the node processed
+    # the node drops frames that arrive while it works: judge the last one it processed
     processed_back = [stamp for stamp in back if stamp in state]
     assert processed_back, "no status for the frames after the cube came back"
     assert state[processed_back[-1]] == TrackStatus.TRACKING, [state.get(s) for s in back]
