@@ -184,6 +184,10 @@ class TrainConfig:
     # probability that all frames of a cycle are turned grey (3 equal channels): robots often run
     # monochrome cameras, and colour must not be the only cue the tracker learns (SiamFC trains so too)
     gray_probability: float = 0.0
+    # illumination jitter: each frame of a cycle is scaled by exp(U(-j, j)) and shifted by
+    # U(-j, j) x 50 grey levels, independently (lighting and auto-exposure change between frames;
+    # the tracker must follow the object, not its brightness). 0 = off
+    illumination_jitter: float = 0.0
     # losses: L = cls_weight * L_score + loc_weight * L_box + mask_weight * L_mask
     cls_weight: float = 1.0
     loc_weight: float = 1.2

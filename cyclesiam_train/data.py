@@ -201,8 +201,12 @@ class CycleDataset(Dataset):
         jitter = float(np.exp(rng.uniform(-j, j))) if j > 0 else 1.0
         # drawn only when enabled, so runs without it keep exactly the same samples
         gray = bool(rng.random() < cfg.gray_probability) if cfg.gray_probability > 0 else False
+        # its own stream, so the box and crops of a sample are the same with and without it
+        light, light_rng = cfg.illumination_jitter, np.random.default_rng([int(cfg.seed) & 0xFFFFFFFF, int(index), 1])
+        gains = np.exp(light_rng.uniform(-light, light, len(frames)))
+        offsets = light_rng.uniform(-light, light, len(frames)) * 50.0
         return {"stream": clip.stream, "frames": frames, "box": box, "mask": mask, "shift": shift,
-                "jitter": jitter, "gray": gray, "rng": rng}
+                "jitter": jitter, "gray": gray, "gains": gains, "offsets": offsets, "rng": rng}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         plan = self.sample_plan(index)
@@ -213,6 +217,8 @@ class CycleDataset(Dataset):
             box = random_box(images[0], plan["rng"], self.cfg.seeds)
         if plan["gray"]:
             images = [to_gray_bgr(img) for img in images]
+        if self.cfg.illumination_jitter > 0:
+            images = [relight(img, g, o) for img, g, o in zip(images, plan["gains"], plan["offsets"])]
         return self._build(images, box, plan)
 
     def _read(self, stream: Stream, frame: int) -> np.ndarray:
@@ -271,6 +277,12 @@ class CycleDataset(Dataset):
 def to_gray_bgr(image: np.ndarray) -> np.ndarray:
     """The image as grey in three equal channels (what a mono camera gives the tracker)."""
     return to_bgr(cv2.cvtColor(to_bgr(image), cv2.COLOR_BGR2GRAY))
+
+
+def relight(image: np.ndarray, gain: float, offset: float) -> np.ndarray:
+    """gain x image + offset, clipped to uint8 (train.illumination_jitter)."""
+    relit = to_bgr(image).astype(np.float32) * float(gain) + float(offset)
+    return np.clip(np.rint(relit), 0, 255).astype(np.uint8)
 
 
 class StepSampler(Sampler[int]):

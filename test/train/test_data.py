@@ -118,6 +118,27 @@ def test_crop_batch_equals_crop_window_on_a_real_frame(tree_frames) -> None:
         assert diff.max() < 1.5, (center, side, diff.max())  # OpenCV's fixed-point bilinear vs exact
 
 
+def test_illumination_jitter_relights_each_cycle_frame_and_changes_nothing_when_off(tree_video) -> None:
+    cfg = Config()
+    streams = discover_streams([tree_video])
+    clips = make_clips(streams, 20)
+    plain = CycleDataset(streams, clips, None, cfg.train, cfg.model, cfg.tracker, 100)
+    lit = CycleDataset(streams, clips, None, dataclasses.replace(cfg.train, illumination_jitter=0.4), cfg.model,
+                       cfg.tracker, 100)
+    for i in range(4):
+        a, b = plain.sample_plan(i), lit.sample_plan(i)
+        assert a["frames"] == b["frames"] and np.allclose(a["shift"], b["shift"])  # same sample otherwise
+        assert np.allclose(a["gains"], 1.0) and np.allclose(a["offsets"], 0.0)
+        assert np.all((b["gains"] >= np.exp(-0.4)) & (b["gains"] <= np.exp(0.4)))
+        assert np.all(np.abs(b["offsets"]) <= 20.0) and len(set(b["gains"].round(6))) == len(b["gains"])
+    before, after = plain[0]["frames"].numpy().astype(float), lit[0]["frames"].numpy().astype(float)
+    plan = lit.sample_plan(0)
+    for n, (gain, offset) in enumerate(zip(plan["gains"], plan["offsets"])):
+        inside = (before[n] > 30) & (before[n] < 200)  # away from clipping and the canvas padding
+        assert np.abs(after[n][inside] - (before[n][inside] * gain + offset)).mean() < 1.5
+    assert np.array_equal(lit[0]["frames"].numpy(), lit[0]["frames"].numpy())  # deterministic per index
+
+
 def test_gray_probability_turns_whole_cycles_grey_and_keeps_the_rest(tree_video) -> None:
     cfg = Config()
     streams = discover_streams([tree_video])
