@@ -10,7 +10,8 @@
 # Without variants, a standard sweep around the defaults is run. Prints one row per variant
 # (OPE AUC, P@20, VOT failures, EAO, mask J) and writes OUT/tuning.md.
 # Env: OUT (outputs/tuning), PYTHON (.venv/bin/python), TUNING_SET (an OTB-style folder with an
-# otb/ inside, e.g. another generated seed, used as it is instead of OUT/sequences with seed 1).
+# otb/ inside, e.g. another generated seed, used as it is instead of OUT/sequences with seed 1;
+# OUT/sequences holding another generated set is refused, not overwritten).
 # Never uses the reserved clips.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -413,6 +413,19 @@ def already_generated(out: str | Path, cfg: SyntheticConfig, bag: bool) -> bool:
         for n in names)
 
 
+def other_set(out: str | Path, cfg: SyntheticConfig) -> str | None:
+    """What ``out`` holds when its sequences.json records a different generation config (so that
+    writing ``cfg``'s sequences there would mix two sets), else None."""
+    try:
+        summary = json.loads((Path(out) / "sequences.json").read_text())
+    except (OSError, ValueError):
+        return None
+    recorded = summary.get("config") or {}
+    if recorded == json.loads(json.dumps(to_dict(cfg))):
+        return None
+    return f"seed {recorded.get('seed')}, {recorded.get('num_sequences')} sequences of {recorded.get('frames')} frames"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cyclesiam-gen-sequences", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="output folder (otb/, bag/, sequences.json)")
@@ -425,7 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, help="shortcut for eval.synthetic.frames")
     p.add_argument("--no-bag", action="store_true", help="write only the OTB folders")
     p.add_argument("--if-missing", action="store_true",
-                   help="do nothing when OUT already holds these sequences (same config in sequences.json)")
+                   help="do nothing when OUT already holds these sequences (same config in sequences.json); "
+                        "refuse when it holds another set")
     return p
 
 
@@ -441,9 +455,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}")
         return 2
-    if args.if_missing and already_generated(args.out, cfg, bag=not args.no_bag):
-        print(f"{cfg.num_sequences} sequences (seed {cfg.seed}) already in {args.out}; not regenerated")
-        return 0
+    if args.if_missing:
+        if already_generated(args.out, cfg, bag=not args.no_bag):
+            print(f"{cfg.num_sequences} sequences (seed {cfg.seed}) already in {args.out}; not regenerated")
+            return 0
+        held = other_set(args.out, cfg)
+        if held is not None:
+            print(f"error: {args.out} holds another generated set ({held}); not overwritten: give another --out "
+                  f"or remove it")
+            return 2
     try:
         specs = generate(args.out, cfg, args.data, bag=not args.no_bag)
     except FileNotFoundError as exc:

@@ -241,7 +241,10 @@ def test_if_missing_keeps_a_complete_set_and_regenerates_anything_else(generated
 
     cfg = SyntheticConfig(seed=3, keyframe_every=1, **SMALL)
     assert generate.already_generated(generated, cfg, bag=True)
-    assert not generate.already_generated(generated, SyntheticConfig(seed=4, keyframe_every=1, **SMALL), bag=True)
+    other = SyntheticConfig(seed=4, keyframe_every=1, **SMALL)
+    assert not generate.already_generated(generated, other, bag=True)
+    assert generate.other_set(generated, other) == "seed 3, 2 sequences of 24 frames"
+    assert generate.other_set(generated, cfg) is None
     partial = tmp_path / "partial"
     shutil.copytree(generated, partial)
     gt = next((partial / "otb").glob("*/groundtruth_rect.txt"))
@@ -255,3 +258,6 @@ def test_if_missing_keeps_a_complete_set_and_regenerates_anything_else(generated
     stamp = gt.stat().st_mtime_ns
     assert generate.main(args) == 0
     assert gt.stat().st_mtime_ns == stamp  # complete now: nothing rewritten
+    # another seed into the same folder would mix two sets: refused, nothing written
+    assert generate.main([*args[:4], "--seed", "4", *args[6:]]) == 2
+    assert gt.stat().st_mtime_ns == stamp
