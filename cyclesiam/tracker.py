@@ -399,6 +399,12 @@ def template_similarity(candidates: torch.Tensor, reference: torch.Tensor) -> np
     return (dots / norms).cpu().numpy()
 
 
+def best_similarity(similarity: np.ndarray) -> np.ndarray:
+    """Each row's best similarity over its scales [B, S] -> [B] (NaN where none is finite)."""
+    finite = np.isfinite(similarity)
+    return np.where(finite.any(axis=1), np.where(finite, similarity, -np.inf).max(axis=1), math.nan)
+
+
 def pick_template_scales(similarity: np.ndarray, factors: np.ndarray, sizes: np.ndarray, lr: np.ndarray,
                          cfg: TrackerConfig, image_shape: Sequence[int]) -> np.ndarray:
     """tracker.scale_from "template": per target keep the scale whose crop is most similar to the
@@ -675,7 +681,8 @@ class SiamTracker:
         cfg = self.cfg
         # a held LOST target's box does not move and only the recovery test reads it: one scale is
         # enough, and the wide lost crop is the most expensive forward there is
-        by_score = cfg.scale_from == "score" and not all(self._held(t) for t in members)
+        all_held = all(self._held(t) for t in members)
+        by_score = cfg.scale_from == "score" and not all_held
         by_template = cfg.scale_from == "template" and cfg.scale_steps > 1
         factors = scale_factors(cfg) if by_score else np.ones(1)
         found = self._search(bgr, pad, search_size, members, factors, timing)
@@ -692,17 +699,15 @@ class SiamTracker:
         timing["post"] += _ms(t0)
         # the LOST rule needs every target's similarity first (held ones keep their size: one scale);
         # otherwise only targets still tracked need it
-        similarity = None
+        similarity, best = None, np.full(len(members), math.nan)
         if cfg.lost_similarity > 0 or cfg.recover_similarity > 0:
-            every_scale = by_template and not all(self._held(t) for t in members)
-            similarity = self._candidate_similarity(bgr, members, post.center, every_scale, timing)
+            similarity = self._candidate_similarity(bgr, members, post.center, by_template and not all_held, timing)
+            best = best_similarity(similarity)
         t0 = time.perf_counter()
         updated, masked = [], []
         for b, t in enumerate(members):
-            best_similarity = float(np.nanmax(similarity[b])) if similarity is not None and np.isfinite(
-                similarity[b]).any() else math.nan
-            t.state, t.low_count = next_state(t.state, t.low_count, float(post.score[b]), cfg, best_similarity)
-            t.similarity = best_similarity
+            t.state, t.low_count = next_state(t.state, t.low_count, float(post.score[b]), cfg, float(best[b]))
+            t.similarity = float(best[b])
             t.score = float(post.score[b])
             t.frames += 1
             t.polygon, t.mask = None, None
@@ -728,8 +733,8 @@ class SiamTracker:
             for t, size in zip(tracked, pick_template_scales(tracked_similarity, scale_factors(cfg), sizes,
                                                              post.lr[masked], cfg, bgr.shape)):
                 t.size = size
-            for t, row in zip(tracked, tracked_similarity):
-                t.similarity = float(np.nanmax(row)) if np.isfinite(row).any() else math.nan
+            for t, value in zip(tracked, best_similarity(tracked_similarity)):
+                t.similarity = float(value)
 
         if masked and cfg.mask_enabled and self.backend.has_mask:
             t0 = time.perf_counter()

@@ -397,16 +397,23 @@ def generate(out: str | Path, cfg: SyntheticConfig, data: str | Path = DEFAULT_D
 # --------------------------------------------------------------------------- CLI
 
 
+def _recorded(out: Path, cfg: SyntheticConfig) -> tuple[dict, bool] | None:
+    """(sequences.json of ``out``, whether it records ``cfg``), None when there is none to read."""
+    try:
+        summary = json.loads((out / "sequences.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary, summary.get("config") == json.loads(json.dumps(to_dict(cfg)))
+
+
 def already_generated(out: str | Path, cfg: SyntheticConfig, bag: bool) -> bool:
     """True when ``out`` holds the sequences ``cfg`` would generate: its sequences.json records the
     same generation config and every sequence's OTB folder (and bag, when wanted) is there."""
     out = Path(out)
-    try:
-        summary = json.loads((out / "sequences.json").read_text())
-    except (OSError, ValueError):
+    recorded = _recorded(out, cfg)
+    if recorded is None or not recorded[1]:
         return False
-    if summary.get("config") != json.loads(json.dumps(to_dict(cfg))):
-        return False
+    summary = recorded[0]
     names = [s.get("name", "") for s in summary.get("sequences", [])]
     return len(names) == cfg.num_sequences and all(
         (out / "otb" / n / "groundtruth_rect.txt").is_file() and (not bag or (out / "bag" / n).is_dir())
@@ -416,14 +423,11 @@ def already_generated(out: str | Path, cfg: SyntheticConfig, bag: bool) -> bool:
 def other_set(out: str | Path, cfg: SyntheticConfig) -> str | None:
     """What ``out`` holds when its sequences.json records a different generation config (so that
     writing ``cfg``'s sequences there would mix two sets), else None."""
-    try:
-        summary = json.loads((Path(out) / "sequences.json").read_text())
-    except (OSError, ValueError):
+    recorded = _recorded(Path(out), cfg)
+    if recorded is None or recorded[1]:
         return None
-    recorded = summary.get("config") or {}
-    if recorded == json.loads(json.dumps(to_dict(cfg))):
-        return None
-    return f"seed {recorded.get('seed')}, {recorded.get('num_sequences')} sequences of {recorded.get('frames')} frames"
+    held = recorded[0].get("config") or {}
+    return f"seed {held.get('seed')}, {held.get('num_sequences')} sequences of {held.get('frames')} frames"
 
 
 def build_parser() -> argparse.ArgumentParser:
