@@ -188,6 +188,10 @@ class TrainConfig:
     # U(-j, j) x 50 grey levels, independently (lighting and auto-exposure change between frames;
     # the tracker must follow the object, not its brightness). 0 = off
     illumination_jitter: float = 0.0
+    # rotation jitter: every cycle frame after the first is cut rotated by U(-r, r) degrees about
+    # the seed box centre (the first frame carries the box and the loss and is never rotated);
+    # the training clips have almost no in-plane rotation. 0 = off
+    rotation_jitter: float = 0.0
     # losses: L = cls_weight * L_score + loc_weight * L_box + mask_weight * L_mask
     cls_weight: float = 1.0
     loc_weight: float = 1.2

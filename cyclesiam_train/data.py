@@ -14,6 +14,7 @@ initial box of t1, at t1's search-crop scale, padded with each frame's mean colo
 
 from __future__ import annotations
 
+import math
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from cyclesiam.config import ModelConfig, TrackerConfig, TrainConfig
-from cyclesiam.crop import crop_window, image_mean, template_crop_size, to_bgr
+from cyclesiam.crop import crop_matrix, crop_window, image_mean, template_crop_size, to_bgr
 from cyclesiam.sources import BagSource, FrameSource, SourceError, is_bag, list_image_topics, open_source
 from cyclesiam_train.seeds import Seed, box_mask, random_box
 
@@ -205,8 +206,11 @@ class CycleDataset(Dataset):
         light, light_rng = cfg.illumination_jitter, np.random.default_rng([int(cfg.seed) & 0xFFFFFFFF, int(index), 1])
         gains = np.exp(light_rng.uniform(-light, light, len(frames)))
         offsets = light_rng.uniform(-light, light, len(frames)) * 50.0
+        turn = cfg.rotation_jitter
+        angles = np.random.default_rng([int(cfg.seed) & 0xFFFFFFFF, int(index), 2]).uniform(-turn, turn, len(frames))
+        angles[0] = 0.0  # the frame with the box and the loss stays upright
         return {"stream": clip.stream, "frames": frames, "box": box, "mask": mask, "shift": shift,
-                "jitter": jitter, "gray": gray, "gains": gains, "offsets": offsets, "rng": rng}
+                "jitter": jitter, "gray": gray, "gains": gains, "offsets": offsets, "angles": angles, "rng": rng}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         plan = self.sample_plan(index)
@@ -241,12 +245,18 @@ class CycleDataset(Dataset):
         frames = np.empty((len(images), 3, c, c), dtype=np.uint8)
         pads = np.empty((len(images), 3), dtype=np.float32)
         bounds = np.empty((len(images), 4), dtype=np.float32)
-        for n, img in enumerate(images):
+        for n, (img, angle) in enumerate(zip(images, plan["angles"])):
             pad = image_mean(img)
-            frames[n] = crop_window(img, (cx, cy), side, c, pad).transpose(2, 0, 1)
-            pads[n] = pad
             hh, ww = img.shape[:2]
-            bounds[n] = [(0 - cx) * k + c / 2, (0 - cy) * k + c / 2, (ww - cx) * k + c / 2, (hh - cy) * k + c / 2]
+            if angle:
+                frames[n] = rotated_canvas(img, (cx, cy), side, c, float(angle), pad).transpose(2, 0, 1)
+                corners = rotate_points(np.array([[0, 0], [ww, 0], [0, hh], [ww, hh]], np.float64) - (cx, cy), angle)
+                corners = corners * k + c / 2
+                bounds[n] = [*corners.min(axis=0), *corners.max(axis=0)]
+            else:
+                frames[n] = crop_window(img, (cx, cy), side, c, pad).transpose(2, 0, 1)
+                bounds[n] = [(0 - cx) * k + c / 2, (0 - cy) * k + c / 2, (ww - cx) * k + c / 2, (hh - cy) * k + c / 2]
+            pads[n] = pad
         box_c = np.array([c / 2, c / 2, w * k, h * k], dtype=np.float32)
         mask = self._mask(images[0], plan["mask"], (cx, cy), side, c, box_c)
         return {
@@ -272,6 +282,26 @@ class CycleDataset(Dataset):
             m = (m > 0).astype(np.uint8) * 255
             return (crop_window(m, center, side, c, 0.0) >= 128).astype(np.uint8)
         return box_mask(c, c, box_c, self.cfg.seeds.box_mask)
+
+
+def rotate_points(points: np.ndarray, angle_deg: float) -> np.ndarray:
+    """Points [N, 2] (x right, y down) turned by `angle_deg` as they appear in a canvas cut rotated
+    by that angle (OpenCV's sense: positive = the content turns counter-clockwise on screen)."""
+    a = math.radians(angle_deg)
+    rot = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
+    return points @ rot.T
+
+
+def rotated_canvas(image: np.ndarray, center_xy: tuple[float, float], side: float, out_size: int,
+                   angle_deg: float, pad: Sequence[float]) -> np.ndarray:
+    """`crop_window` with the content turned by `angle_deg` about the window centre, in one resampling."""
+    c = (out_size - 1) / 2.0  # centre of the output in pixel indices
+    unturn = np.vstack([cv2.getRotationMatrix2D((c, c), -float(angle_deg), 1.0), [0.0, 0.0, 1.0]])
+    crop = np.vstack([crop_matrix(center_xy, side, out_size), [0.0, 0.0, 1.0]])
+    border = tuple(float(v) for v in pad) + (0.0,) * (4 - len(tuple(pad)))
+    return cv2.warpAffine(image, (crop @ unturn)[:2], (out_size, out_size),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=border)
 
 
 def to_gray_bgr(image: np.ndarray) -> np.ndarray:

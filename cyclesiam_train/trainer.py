@@ -132,6 +132,8 @@ def validate_train_config(cfg: Config, world: int) -> None:
         raise err(f"train.gray_probability must be in [0, 1], got {t.gray_probability}")
     if not 0.0 <= t.illumination_jitter <= 1.0:
         raise err(f"train.illumination_jitter must be in [0, 1], got {t.illumination_jitter}")
+    if not 0.0 <= t.rotation_jitter <= 180.0:
+        raise err(f"train.rotation_jitter must be in [0, 180] degrees, got {t.rotation_jitter}")
     if not 0.0 <= t.hard_negatives <= 1.0:
         raise err(f"train.hard_negatives must be in [0, 1], got {t.hard_negatives}")
     if t.scale_rank_weight < 0 or t.scale_rank_radius < 0:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ from cyclesiam.config import Config
 from cyclesiam.crop import crop_window, image_mean
 from cyclesiam_train.cycle import crop_batch, cycle_path
 from cyclesiam_train.data import (Clip, CycleDataset, DataError, StepSampler, cycle_frames, describe, discover_streams,
-                                  make_clips)
+                                  make_clips, rotate_points)
 from cyclesiam.sources import SourceError
 
 
@@ -156,3 +158,35 @@ def test_gray_probability_turns_whole_cycles_grey_and_keeps_the_rest(tree_video)
     colour = mixed[j]["frames"]
     assert (colour[:, 0] != colour[:, 2]).any()
     assert mixed.sample_plan(j)["gray"] is False and plain.sample_plan(j)["gray"] is False
+
+
+def test_rotation_jitter_turns_later_frames_about_the_box_and_keeps_the_first(tree_video) -> None:
+    cfg = Config()
+    streams = discover_streams([tree_video])
+    clips = make_clips(streams, 20)
+    plain = CycleDataset(streams, clips, None, cfg.train, cfg.model, cfg.tracker, 100)
+    turned = CycleDataset(streams, clips, None, dataclasses.replace(cfg.train, rotation_jitter=30.0), cfg.model,
+                          cfg.tracker, 100)
+    for i in range(4):
+        a, b = plain.sample_plan(i), turned.sample_plan(i)
+        assert a["frames"] == b["frames"] and np.allclose(a["shift"], b["shift"])  # same sample otherwise
+        assert np.all(a["angles"] == 0.0) and b["angles"][0] == 0.0
+        assert np.all(np.abs(b["angles"][1:]) <= 30.0) and np.all(b["angles"][1:] != 0.0)
+    before, after = plain[0], turned[0]
+    assert torch.equal(before["frames"][0], after["frames"][0]) and torch.equal(before["box"], after["box"])
+    angle = float(turned.sample_plan(0)["angles"][1])
+    c = before["frames"].shape[-1]
+    # the later frame is the plain canvas turned by `angle` about its centre (up to one resampling)
+    expected = cv2.warpAffine(before["frames"][1].numpy().transpose(1, 2, 0),
+                              cv2.getRotationMatrix2D(((c - 1) / 2, (c - 1) / 2), angle, 1.0), (c, c))
+    inner = np.zeros((c, c), bool)
+    inner[c // 4: 3 * c // 4, c // 4: 3 * c // 4] = True  # inside the image on both
+    got = after["frames"][1].numpy().transpose(1, 2, 0).astype(float)
+    unturned = before["frames"][1].numpy().transpose(1, 2, 0).astype(float)
+    assert np.abs(got - expected)[inner].mean() < 3.0  # measured 1.5
+    assert np.abs(got - unturned)[inner].mean() > 8.0  # measured 14
+    # the image rectangle's turned corners bound the canvas where the image is
+    b0, b1 = before["bounds"][1].numpy(), after["bounds"][1].numpy()
+    corners = np.array([[b0[0], b0[1]], [b0[2], b0[1]], [b0[0], b0[3]], [b0[2], b0[3]]]) - c / 2
+    turned_corners = rotate_points(corners, angle) + c / 2
+    assert np.allclose(b1, [*turned_corners.min(axis=0), *turned_corners.max(axis=0)], atol=1e-3)

@@ -121,6 +121,11 @@ def test_hard_negative_setting_is_checked() -> None:
     cfg.train.hard_negatives = 1.5
     with pytest.raises(ConfigError, match="hard_negatives"):
         validate_train_config(cfg, 1)
+    for key, bad in (("illumination_jitter", -0.1), ("rotation_jitter", 200.0), ("rotation_jitter", -5.0)):
+        cfg = Config()
+        setattr(cfg.train, key, bad)
+        with pytest.raises(ConfigError, match=key):
+            validate_train_config(cfg, 1)
 
 
 def test_scale_ranking_window_keeps_the_target_at_the_same_crop_position() -> None:
