@@ -314,7 +314,9 @@ def plan_sequences(cfg: SyntheticConfig) -> list[SequenceSpec]:
     specs = []
     for k in range(cfg.num_sequences):
         obj = objects[k % len(objects)]
-        # a mire-2 cut-out is not shown over mire-2 background (same texture)
+        # the named mire-2 cut-outs (plate, head) are not shown over mire-2 background (same texture);
+        # a blob's source is drawn later, so a blob cut from mire-2 can be (kept: changing it would
+        # change every generated set, including the reported one)
         choices = [b for b in BACKGROUNDS if not (b == "mire" and OBJECTS[obj][0].startswith("mire2"))]
         background = choices[int(rng.integers(len(choices)))]
         specs.append(SequenceSpec(f"synth_{k:03d}_{obj}_{background}", int(rng.integers(2**31 - 1)), obj, background))
