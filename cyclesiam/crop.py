@@ -80,11 +80,14 @@ def crop_window(
     out_size: int,
     pad_value: Sequence[float] | float | None = None,
     out: np.ndarray | None = None,
+    angle_deg: float = 0.0,
 ) -> np.ndarray:
     """Square window of side `size_in_image` centred on `center_xy`, resampled to `out_size`.
 
     Returns an `out_size` x `out_size` (x C) array of the image's dtype; out-of-image area is
     `pad_value` (default: per-channel image mean). `out` may be a preallocated destination.
+    `angle_deg` turns the content about the window centre (OpenCV's sense: positive turns it
+    counter-clockwise on screen), in the same single resampling.
     """
     if not (size_in_image > 0 and math.isfinite(size_in_image)):
         raise ValueError(f"crop size must be positive and finite, got {size_in_image}")
@@ -94,6 +97,10 @@ def crop_window(
         pad_value = (float(pad_value),) * 4
     border = tuple(float(v) for v in pad_value) + (0.0,) * (4 - len(tuple(pad_value)))
     m = crop_matrix(center_xy, size_in_image, out_size)
+    if angle_deg:
+        c = (out_size - 1) / 2.0  # centre of the output in pixel indices
+        unturn = np.vstack([cv2.getRotationMatrix2D((c, c), -float(angle_deg), 1.0), [0.0, 0.0, 1.0]])
+        m = (np.vstack([m, [0.0, 0.0, 1.0]]) @ unturn)[:2]
     kwargs = {"dst": out} if out is not None else {}
     return cv2.warpAffine(
         image,

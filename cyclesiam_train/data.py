@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from cyclesiam.config import ModelConfig, TrackerConfig, TrainConfig
-from cyclesiam.crop import crop_matrix, crop_window, image_mean, template_crop_size, to_bgr
+from cyclesiam.crop import crop_window, image_mean, template_crop_size, to_bgr
 from cyclesiam.sources import BagSource, FrameSource, SourceError, is_bag, list_image_topics, open_source
 from cyclesiam_train.seeds import Seed, box_mask, random_box
 
@@ -248,14 +248,11 @@ class CycleDataset(Dataset):
         for n, (img, angle) in enumerate(zip(images, plan["angles"])):
             pad = image_mean(img)
             hh, ww = img.shape[:2]
-            if angle:
-                frames[n] = rotated_canvas(img, (cx, cy), side, c, float(angle), pad).transpose(2, 0, 1)
-                corners = rotate_points(np.array([[0, 0], [ww, 0], [0, hh], [ww, hh]], np.float64) - (cx, cy), angle)
-                corners = corners * k + c / 2
-                bounds[n] = [*corners.min(axis=0), *corners.max(axis=0)]
-            else:
-                frames[n] = crop_window(img, (cx, cy), side, c, pad).transpose(2, 0, 1)
-                bounds[n] = [(0 - cx) * k + c / 2, (0 - cy) * k + c / 2, (ww - cx) * k + c / 2, (hh - cy) * k + c / 2]
+            frames[n] = crop_window(img, (cx, cy), side, c, pad, angle_deg=float(angle)).transpose(2, 0, 1)
+            # the image rectangle in canvas pixels (turned with the frame; exact when angle is 0)
+            corners = rotate_points(np.array([[0, 0], [ww, 0], [0, hh], [ww, hh]], np.float64) - (cx, cy), angle)
+            corners = corners * k + c / 2
+            bounds[n] = [*corners.min(axis=0), *corners.max(axis=0)]
             pads[n] = pad
         box_c = np.array([c / 2, c / 2, w * k, h * k], dtype=np.float32)
         mask = self._mask(images[0], plan["mask"], (cx, cy), side, c, box_c)
@@ -290,18 +287,6 @@ def rotate_points(points: np.ndarray, angle_deg: float) -> np.ndarray:
     a = math.radians(angle_deg)
     rot = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
     return points @ rot.T
-
-
-def rotated_canvas(image: np.ndarray, center_xy: tuple[float, float], side: float, out_size: int,
-                   angle_deg: float, pad: Sequence[float]) -> np.ndarray:
-    """`crop_window` with the content turned by `angle_deg` about the window centre, in one resampling."""
-    c = (out_size - 1) / 2.0  # centre of the output in pixel indices
-    unturn = np.vstack([cv2.getRotationMatrix2D((c, c), -float(angle_deg), 1.0), [0.0, 0.0, 1.0]])
-    crop = np.vstack([crop_matrix(center_xy, side, out_size), [0.0, 0.0, 1.0]])
-    border = tuple(float(v) for v in pad) + (0.0,) * (4 - len(tuple(pad)))
-    return cv2.warpAffine(image, (crop @ unturn)[:2], (out_size, out_size),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=border)
 
 
 def to_gray_bgr(image: np.ndarray) -> np.ndarray:
