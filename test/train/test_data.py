@@ -120,13 +120,20 @@ def test_crop_batch_equals_crop_window_on_a_real_frame(tree_frames) -> None:
         assert diff.max() < 1.5, (center, side, diff.max())  # OpenCV's fixed-point bilinear vs exact
 
 
-def test_illumination_jitter_relights_each_cycle_frame_and_changes_nothing_when_off(tree_video) -> None:
+def _plain_and_changed(video, **train_changes) -> tuple[CycleDataset, CycleDataset]:
+    """Two cycle datasets over the same clips of `video`: the default training config, and the same
+    with `train_changes` (so sample i of each can be compared)."""
     cfg = Config()
-    streams = discover_streams([tree_video])
+    streams = discover_streams([video])
     clips = make_clips(streams, 20)
     plain = CycleDataset(streams, clips, None, cfg.train, cfg.model, cfg.tracker, 100)
-    lit = CycleDataset(streams, clips, None, dataclasses.replace(cfg.train, illumination_jitter=0.4), cfg.model,
-                       cfg.tracker, 100)
+    changed = CycleDataset(streams, clips, None, dataclasses.replace(cfg.train, **train_changes), cfg.model,
+                           cfg.tracker, 100)
+    return plain, changed
+
+
+def test_illumination_jitter_relights_each_cycle_frame_and_changes_nothing_when_off(tree_video) -> None:
+    plain, lit = _plain_and_changed(tree_video, illumination_jitter=0.4)
     for i in range(4):
         a, b = plain.sample_plan(i), lit.sample_plan(i)
         assert a["frames"] == b["frames"] and np.allclose(a["shift"], b["shift"])  # same sample otherwise
@@ -142,12 +149,7 @@ def test_illumination_jitter_relights_each_cycle_frame_and_changes_nothing_when_
 
 
 def test_gray_probability_turns_whole_cycles_grey_and_keeps_the_rest(tree_video) -> None:
-    cfg = Config()
-    streams = discover_streams([tree_video])
-    clips = make_clips(streams, 20)
-    plain = CycleDataset(streams, clips, None, cfg.train, cfg.model, cfg.tracker, 100)
-    grey_train = dataclasses.replace(cfg.train, gray_probability=0.5)
-    mixed = CycleDataset(streams, clips, None, grey_train, cfg.model, cfg.tracker, 100)
+    plain, mixed = _plain_and_changed(tree_video, gray_probability=0.5)
     grey_flags = [mixed.sample_plan(i)["gray"] for i in range(40)]
     assert 5 < sum(grey_flags) < 35  # about half, drawn per sample
     i = grey_flags.index(True)
@@ -161,12 +163,7 @@ def test_gray_probability_turns_whole_cycles_grey_and_keeps_the_rest(tree_video)
 
 
 def test_rotation_jitter_turns_later_frames_about_the_box_and_keeps_the_first(tree_video) -> None:
-    cfg = Config()
-    streams = discover_streams([tree_video])
-    clips = make_clips(streams, 20)
-    plain = CycleDataset(streams, clips, None, cfg.train, cfg.model, cfg.tracker, 100)
-    turned = CycleDataset(streams, clips, None, dataclasses.replace(cfg.train, rotation_jitter=30.0), cfg.model,
-                          cfg.tracker, 100)
+    plain, turned = _plain_and_changed(tree_video, rotation_jitter=30.0)
     for i in range(4):
         a, b = plain.sample_plan(i), turned.sample_plan(i)
         assert a["frames"] == b["frames"] and np.allclose(a["shift"], b["shift"])  # same sample otherwise
