@@ -110,6 +110,9 @@ class TrackerConfig:
     template_update: str = "none"
     template_update_rate: float = 0.1  # blend weight of the new template
     template_update_min_score: float = 0.9  # only update when the score exceeds this
+    # weight of the first template in the search kernel while updating: kernel = anchor x first +
+    # (1 - anchor) x updated. The template similarity (scale pick, LOST) always compares with the first
+    template_update_anchor: float = 0.0
     # LOST state hysteresis: lost when score < lost_threshold for lost_frames consecutive
     # frames; recovered when score >= recover_threshold. With lost_similarity > 0 a frame is low
     # only when, besides, the template-sized crop at the new box is less like the template than

@@ -316,6 +316,9 @@ def check_tracker_config(cfg: TrackerConfig) -> None:
         raise ValueError(f"tracker.scale_from must be one of {SCALE_SOURCES}, got '{cfg.scale_from}'")
     if cfg.template_update not in TEMPLATE_UPDATES:
         raise ValueError(f"tracker.template_update must be one of {TEMPLATE_UPDATES}, got '{cfg.template_update}'")
+    if not (0.0 < cfg.template_update_rate <= 1.0 and 0.0 <= cfg.template_update_anchor <= 1.0):
+        raise ValueError(f"tracker.template_update_rate must be in (0, 1] and template_update_anchor in [0, 1], got "
+                         f"{cfg.template_update_rate} and {cfg.template_update_anchor}")
     if cfg.scale_steps < 1 or cfg.scale_steps % 2 == 0:
         raise ValueError(f"tracker.scale_steps must be odd and >= 1 (1 = no scale search, 3 = sizes x "
                          f"scale_step^(-1, 0, 1)), got {cfg.scale_steps}")
@@ -466,7 +469,9 @@ class _Target:
     id: str
     center: np.ndarray  # (cx, cy) image pixels
     size: np.ndarray  # (w, h) image pixels
-    zf: torch.Tensor  # [C, t, t] own template features
+    zf: torch.Tensor  # [C, t, t] search kernel: the template features (adapted by tracker.template_update)
+    reference: torch.Tensor  # [C, t, t] the first template's features: what the template similarity compares with
+    running: torch.Tensor | None = None  # tracker.template_update: the updated template before the anchor mix
     score: float = 1.0
     state: str = TRACKING
     low_count: int = 0
@@ -589,7 +594,7 @@ class SiamTracker:
         init_mask, polygon = self._initial_mask(mask, bgr.shape)
         zf = self._templates(bgr, center[None], size[None])[0]
         tid = str(target_id) if target_id not in (None, "") else self._next_id()
-        target = _Target(id=tid, center=center, size=size, zf=zf, polygon=polygon, mask=init_mask)
+        target = _Target(id=tid, center=center, size=size, zf=zf, reference=zf, polygon=polygon, mask=init_mask)
         if self.cfg.scale_calibration and self.cfg.scale_steps > 1 and self.cfg.scale_from == "score":
             target.scale_bias = self._calibrate_scales(bgr, target)
         self._targets[tid] = target
@@ -796,7 +801,7 @@ class SiamTracker:
         factors = scale_factors(self.cfg) if every_scale else np.ones(1)
         candidates = self._templates(bgr, *scale_rows(centers, np.stack([t.size for t in members]), factors))
         similarity = template_similarity(candidates.reshape(len(members), len(factors), *candidates.shape[1:]),
-                                         torch.stack([t.zf for t in members]))
+                                         torch.stack([t.reference for t in members]))
         timing["scale"] = timing.get("scale", 0.0) + _ms(t0)
         return similarity
 
@@ -854,9 +859,11 @@ class SiamTracker:
             if not updated:
                 return
         zf = self._templates(bgr, np.stack([t.center for t in updated]), np.stack([t.size for t in updated]))
-        rate = self.cfg.template_update_rate
+        rate, anchor = self.cfg.template_update_rate, self.cfg.template_update_anchor
         for t, new in zip(updated, zf):
-            t.zf = new if mode == "last" else (1.0 - rate) * t.zf + rate * new
+            running = t.reference if t.running is None else t.running
+            t.running = new if mode == "last" else (1.0 - rate) * running + rate * new
+            t.zf = t.running if anchor == 0.0 else anchor * t.reference + (1.0 - anchor) * t.running
 
     def _templates(self, bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray) -> torch.Tensor:
         tsize = self.model_cfg.template_size

@@ -71,6 +71,8 @@ TRACKER_DESCRIPTIONS = {
     "template_update": "none (keep first template) | last (every frame) | blend (confidence-gated average)",
     "template_update_rate": "blend weight of the new template",
     "template_update_min_score": "blend only when the score exceeds this",
+    "template_update_anchor": "weight of the first template in the search kernel while updating (the template "
+                              "similarity always compares with the first)",
     "lost_threshold": "score below which a frame counts towards LOST",
     "recover_threshold": "score at or above which a LOST target is TRACKING again",
     "lost_similarity": "a low-score frame counts towards LOST only when the crop at the new box is less like the "

@@ -189,6 +189,21 @@ def test_template_update_modes(model, model_cfg, cube_frames, mode):
     tracker.track(cube_frames[1])
     changed = not torch.equal(first, tracker._targets[tid].zf)
     assert changed == (mode != "none")
+    # the size is always judged against the first template, whatever the search kernel became
+    assert torch.equal(tracker._targets[tid].reference, first)
+
+
+@pytest.mark.parametrize("anchor", [0.0, 0.5, 1.0])
+def test_template_update_anchor_mixes_the_first_template_into_the_kernel(model, model_cfg, cube_frames, anchor):
+    tracker = _tracker(model, model_cfg, template_update="last", template_update_min_score=0.0,
+                       template_update_anchor=anchor)
+    tid = tracker.add_target(cube_frames[0], BOXES[1])
+    first = tracker._targets[tid].zf.clone()
+    tracker.track(cube_frames[1])
+    target = tracker._targets[tid]
+    latest = tracker._templates(to_bgr(cube_frames[1]), target.center[None], target.size[None])[0]
+    torch.testing.assert_close(target.zf, anchor * first + (1.0 - anchor) * latest)
+    assert not torch.equal(latest, first)
 
 
 def test_remove_clear_ids_and_empty_track(model, model_cfg, cube_frames):

@@ -152,6 +152,13 @@ def test_bad_similarity_thresholds_are_refused(field, value):
         check_tracker_config(TrackerConfig(**{field: value}))
 
 
+@pytest.mark.parametrize("field, value", [("template_update_rate", 0.0), ("template_update_rate", 1.5),
+                                          ("template_update_anchor", -0.1), ("template_update_anchor", float("nan"))])
+def test_bad_template_update_weights_are_refused(field, value):
+    with pytest.raises(ValueError, match="template_update_rate must be in"):
+        check_tracker_config(TrackerConfig(**{field: value}))
+
+
 def test_clip_to_image_and_minimum_size():
     cls, loc, _ = _maps([])
     cls[0, K + 2, 12, 24] = 8.0
