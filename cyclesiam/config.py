@@ -66,7 +66,10 @@ def response_size(model: ModelConfig, search_size: int) -> int:
 class TrackerConfig:
     """Per-frame inference logic (SiamRPN/SiamMask post-processing). Reference defaults: pysot SiamMask."""
 
-    context_amount: float = 0.5  # p = context_amount * (w + h)
+    # p = context_amount * (w + h). 0.3 in tracking: a tighter template than pysot's 0.5 gives the target a
+    # larger share than its surroundings (docs/MODEL.md, "Robustness on the mire2 background"); the
+    # shipped model was trained with 0.5 crops (config/train_default.yaml pins that)
+    context_amount: float = 0.3
     penalty_k: float = 0.10  # scale/ratio change penalty
     window_influence: float = 0.30  # cosine window blend (pysot SiamMask: 0.41; see docs/MODEL.md)
     lr: float = 0.32  # size smoothing

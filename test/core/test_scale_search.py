@@ -139,8 +139,12 @@ def _final_size_ratio(checkpoint, scale_steps: int, images, boxes, scale_from: s
     cfg = Config()
     cfg.runtime.device = "cpu"
     step = 1.1 if scale_from == "score" else cfg.tracker.scale_step
+    # score mode at the training crops' context 0.5: at the tracker's default 0.3 its 3-scale search
+    # overshoots the zoom-out below (1.43 of the true size); template mode runs at the default
+    context = 0.5 if scale_from == "score" else cfg.tracker.context_amount
     cfg = dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, scale_steps=scale_steps, scale_step=step,
-                                                                mask_enabled=False, scale_from=scale_from))
+                                                                mask_enabled=False, scale_from=scale_from,
+                                                                context_amount=context))
     tracker = build_tracker(cfg, checkpoint)
     tracker.add_target(images[0], boxes[0])
     for image in images[1:]:

@@ -87,7 +87,7 @@ def test_size_smoothing_and_penalty_values_by_hand():
     loc[0, 0 * K + a, i, j] = 0.5  # dx: +0.5 anchor width
     loc[0, 1 * K + a, i, j] = -0.25  # dy
     loc[0, 2 * K + a, i, j] = math.log(2.0)  # w doubles
-    cfg = TrackerConfig(penalty_k=0.1, lr=0.32, window_influence=0.0, center_from="regression")
+    cfg = TrackerConfig(penalty_k=0.1, lr=0.32, window_influence=0.0, center_from="regression", context_amount=0.5)
     # target 128x128 image px at 0.5 crop px per image px -> 64x64 at crop scale (= the anchor)
     post = _run(cls, loc, np.array([[300.0, 200.0]]), np.array([[128.0, 128.0]]), np.array([0.5]), cfg)
     assert post.best[0] == _index(a, i, j)
