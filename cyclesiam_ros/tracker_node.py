@@ -36,7 +36,6 @@ from sensor_msgs.msg import CompressedImage, Image
 from diagnostic_msgs.msg import DiagnosticArray
 from vision_msgs.msg import Detection2D, Detection2DArray
 
-from cyclesiam.config import Config
 from cyclesiam.default_model import resolve_checkpoint
 from cyclesiam.visualize import draw_results
 from cyclesiam_ros import messages
@@ -44,7 +43,7 @@ from cyclesiam_ros.diagnostics import NodeStats, diagnostic_array, diagnostic_st
 from cyclesiam_ros.frame_history import Frame, FrameHistory
 from cyclesiam_ros.image_conversion import ImageConversionError, compressed_to_bgr, image_to_bgr, mask_from_msg
 from cyclesiam_ros.msg import TrackStatusArray
-from cyclesiam_ros.parameters import check_changes, config_from_parameters, declare_parameters
+from cyclesiam_ros.parameters import check_changes, declare_parameters, settings_from_parameters
 from cyclesiam_ros.srv import RemoveTarget, SetTarget
 from cyclesiam_ros.worker import NewestFrameWorker
 
@@ -61,15 +60,15 @@ class TrackerNode(Node):
         self.stats = NodeStats()
         self._class_ids: dict[str, str] = {}
         self._seen_image_errors: set[str] = set()
-        self.history = FrameHistory(self.get_parameter("history_size").value)
-        self.config: Config = config_from_parameters(self)
+        self.config, self.settings = settings_from_parameters(self)
+        self.history = FrameHistory(self.settings.history_size)
         self.tracker = self.load_tracker()
         self.create_interfaces()
         self.add_on_set_parameters_callback(self.on_set_parameters)
         self._worker = NewestFrameWorker(self.process, self._on_process_error)
         self.get_logger().info(
-            f"ready: input '{self.image_topic}' ({self.get_parameter('input_transport').value}, "
-            f"{self.get_parameter('image_reliability').value}), checkpoint {self.checkpoint_path}, "
+            f"ready: input '{self.image_topic}' ({self.settings.input_transport}, "
+            f"{self.settings.image_reliability}), checkpoint {self.checkpoint_path}, "
             f"device {self.tracker.device}, backend {self.tracker.backend.name}"
         )
 
@@ -77,46 +76,40 @@ class TrackerNode(Node):
 
     def on_set_parameters(self, params) -> SetParametersResult:
         changes = {p.name: p.value for p in params}
-        new_cfg, reason = check_changes(self, changes)
-        if new_cfg is None:
+        checked, reason = check_changes(self, changes)
+        if checked is None:
             return SetParametersResult(successful=False, reason=reason)
         with self._lock:
-            self.config = new_cfg
-            self.tracker.cfg = dataclasses.replace(new_cfg.tracker)
+            self.config, self.settings = checked
+            self.tracker.cfg = dataclasses.replace(self.config.tracker)
         if "history_size" in changes:
-            self.history.resize(int(changes["history_size"]))
+            self.history.resize(self.settings.history_size)
+        if "diagnostics_period" in changes:
+            self._diagnostics_timer.timer_period_ns = int(self.settings.diagnostics_period * 1e9)
         return SetParametersResult(successful=True)
-
-    def param(self, name: str) -> Any:
-        return self.get_parameter(name).value
 
     # ------------------------------------------------------------------ set-up
 
     def load_tracker(self):
         from cyclesiam.tracker import build_tracker
 
-        self.checkpoint_path = resolve_checkpoint(self.param("checkpoint") or None)
+        self.checkpoint_path = resolve_checkpoint(self.settings.checkpoint or None)
         return build_tracker(self.config, checkpoint=self.checkpoint_path)
 
     def create_interfaces(self) -> None:
-        reliability = self.param("image_reliability")
-        if reliability not in ("best_effort", "reliable"):
-            raise ValueError(f"image_reliability must be best_effort or reliable, got '{reliability}'")
+        reliability = self.settings.image_reliability
         image_qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
-            depth=self.param("image_qos_depth"),
+            depth=self.settings.image_qos_depth,
             reliability=ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort" else ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.VOLATILE,
         )
-        transport = self.param("input_transport")
-        if transport == "raw":
+        if self.settings.input_transport == "raw":
             self.image_topic = "image"
             self.create_subscription(Image, "image", self.on_image, image_qos)
-        elif transport == "compressed":
+        else:
             self.image_topic = "image/compressed"
             self.create_subscription(CompressedImage, "image/compressed", self.on_compressed, image_qos)
-        else:
-            raise ValueError(f"input_transport must be raw or compressed, got '{transport}'")
         self.image_topic = self.resolve_topic_name(self.image_topic)
         self.create_subscription(Detection2D, "~/target", self.on_detector_target, 10)
         self.create_service(SetTarget, "~/set_target", self.on_set_target)
@@ -128,7 +121,7 @@ class TrackerNode(Node):
         self.pub_debug = self.create_publisher(Image, "~/debug_image", out_qos)
         self.pub_status = self.create_publisher(TrackStatusArray, "~/status", out_qos)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(self.param("diagnostics_period"), self.publish_diagnostics)
+        self._diagnostics_timer = self.create_timer(self.settings.diagnostics_period, self.publish_diagnostics)
 
     # ------------------------------------------------------------------ input
 
@@ -183,7 +176,7 @@ class TrackerNode(Node):
 
     def on_detector_target(self, msg: Detection2D) -> None:
         score = msg.results[0].hypothesis.score if msg.results else 1.0
-        if score < self.param("detector_min_score"):
+        if score < self.settings.detector_min_score:
             return
         class_id = msg.results[0].hypothesis.class_id if msg.results else ""
         ok, message, _ = self.set_target(msg.header, msg.bbox, msg.id, None, class_id=class_id)
@@ -202,8 +195,8 @@ class TrackerNode(Node):
         except ImageConversionError as exc:
             return False, f"bad mask: {exc}", target_id
         with self._lock:
-            if target_id not in self.tracker.target_ids and len(self.tracker) >= self.param("max_targets"):
-                return False, f"already tracking max_targets={self.param('max_targets')} targets", target_id
+            if target_id not in self.tracker.target_ids and len(self.tracker) >= self.settings.max_targets:
+                return False, f"already tracking max_targets={self.settings.max_targets} targets", target_id
             try:
                 new_id = self.tracker.add_target(frame.image, xywh, target_id or None, mask)
             except ValueError as exc:
@@ -220,7 +213,7 @@ class TrackerNode(Node):
         if stamp == 0:
             frame = latest
         else:
-            tolerance = int(self.param("stamp_tolerance") * 1e9)
+            tolerance = int(self.settings.stamp_tolerance * 1e9)
             frame = self.history.lookup(stamp, tolerance)
             if frame is None:
                 first, last = self.history.span()
@@ -255,8 +248,8 @@ class TrackerNode(Node):
         self.get_logger().error(f"tracking failed on frame {frame.stamp_ns}: {exc!r}", throttle_duration_sec=2.0)
 
     def process(self, frame: Frame) -> None:
-        want_debug = self.param("publish_debug_image") and self.pub_debug.get_subscription_count() > 0
-        want_mask = self.param("publish_mask") and self.pub_mask.get_subscription_count() > 0
+        want_debug = self.settings.publish_debug_image and self.pub_debug.get_subscription_count() > 0
+        want_mask = self.settings.publish_mask and self.pub_mask.get_subscription_count() > 0
         with self._lock:
             if len(self.tracker) == 0:
                 results, class_ids = [], {}
