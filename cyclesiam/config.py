@@ -5,9 +5,8 @@ node) also carries, in ONE place, its description, its range (ge/gt/le/lt or cho
 whether it can only change at start-up (`setting(...)` field metadata). The node declares
 its ROS parameters from that metadata and `validate` checks every config against it, at
 load and on every run-time change. Training and evaluation configs live in
-`cyclesiam_train.config`. Experiments are YAML files merged over these defaults
-(`load_config`); unknown keys are an error, so a typo never silently falls back to a
-default. Config objects are passed explicitly: there is no global config.
+`cyclesiam_train.config`. Experiments are YAML files merged over these defaults (`load_config`);
+unknown keys are an error (a typo never falls back to a default). There is no global config.
 """
 
 from __future__ import annotations
@@ -30,8 +29,7 @@ class ConfigError(ValueError):
 def setting(default: Any, description: str, *, ge: float | None = None, gt: float | None = None,
             le: float | None = None, lt: float | None = None, choices: Sequence[str] | None = None,
             odd: bool = False, restart: bool = False) -> Any:
-    """A config field with its description, range and restart-only flag (read by `validate`,
-    `describe` and the node's parameter declaration)."""
+    """A config field with its description, range and restart-only flag (read by `validate` and the node)."""
     meta = {"description": description, "ge": ge, "gt": gt, "le": le, "lt": lt,
             "choices": tuple(choices) if choices else None, "odd": odd, "restart": restart}
     if isinstance(default, (list, dict)):
@@ -253,8 +251,7 @@ class NodeSettings:
                                      "reliable", choices=("best_effort", "reliable"), restart=True)
     image_qos_depth: int = setting(1, "image subscription queue depth (1: only the newest frame matters)",
                                    ge=1, le=100, restart=True)
-    history_size: int = setting(30, "frames kept so set_target can use the frame its box was drawn on",
-                                ge=1, le=1000)
+    history_size: int = setting(30, "frames kept so set_target can use the frame its box was drawn on", ge=1, le=1000)
     stamp_tolerance: float = setting(0.05, "max |stamp difference| (s) to match a set_target stamp to a stored frame",
                                      ge=0.0, le=10.0)
     max_targets: int = setting(16, "maximum number of simultaneous targets (hard ceiling 64: memory grows "
@@ -263,6 +260,10 @@ class NodeSettings:
     publish_debug_image: bool = setting(True, "publish ~/debug_image (only built while it has subscribers)")
     detector_min_score: float = setting(0.0, "~/target detections with a lower hypothesis score are ignored", **UNIT)
     diagnostics_period: float = setting(1.0, "seconds between /diagnostics messages", ge=0.1, le=60.0)
+    diagnostics_stale_after: float = setting(2.0, "/diagnostics WARN when no image arrived for this many seconds",
+                                             ge=0.1, le=3600.0)
+    diagnostics_drop_warn: float = setting(0.5, "/diagnostics WARN when more than this share of the period's "
+                                                "frames was dropped (the node slower than the camera)", **UNIT)
 
 
 @dataclass

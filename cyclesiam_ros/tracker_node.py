@@ -39,7 +39,7 @@ from vision_msgs.msg import Detection2D, Detection2DArray
 from cyclesiam.default_model import resolve_checkpoint
 from cyclesiam.visualize import draw_results
 from cyclesiam_ros import messages
-from cyclesiam_ros.diagnostics import NodeStats, diagnostic_array, diagnostic_status
+from cyclesiam_ros.diagnostics import NodeStats, Thresholds, diagnostic_array, diagnostic_status
 from cyclesiam_ros.frame_history import Frame, FrameHistory
 from cyclesiam_ros.image_conversion import ImageConversionError, compressed_to_bgr, image_to_bgr, mask_from_msg
 from cyclesiam_ros.msg import TrackStatusArray
@@ -133,6 +133,7 @@ class TrackerNode(Node):
 
     def _accept(self, header, convert) -> None:
         received = time.monotonic()
+        self.stats.input_arrived()
         try:
             image = convert()
         except ImageConversionError as exc:
@@ -280,7 +281,8 @@ class TrackerNode(Node):
     # ------------------------------------------------------------------ diagnostics
 
     def publish_diagnostics(self) -> None:
-        status = diagnostic_status(f"{self.get_name()}: tracking", self.image_topic, self.stats.summary())
+        thresholds = Thresholds(self.settings.diagnostics_stale_after, self.settings.diagnostics_drop_warn)
+        status = diagnostic_status(f"{self.get_name()}: tracking", self.image_topic, self.stats.summary(), thresholds)
         self.pub_diagnostics.publish(diagnostic_array(status, self.get_clock().now().to_msg()))
 
     def shutdown(self) -> None:

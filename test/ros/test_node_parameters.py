@@ -1,7 +1,10 @@
-"""The node's parameters over real DDS: ranges from the config metadata, run-time changes
-refused with a reason outside them, diagnostics_period applied at run time (issue 25, item 6)."""
+"""The node's parameters and /diagnostics over real DDS: ranges from the config metadata,
+run-time changes refused with a reason outside them, diagnostics_period applied at run time,
+and /diagnostics levels for a dead camera and failing frames (issue 25, items 6 and 9)."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -26,7 +29,7 @@ def frames(tree_video, read_frames):
 @pytest.fixture(scope="module")
 def session(rclpy_context, tmp_path_factory, node_checkpoint):
     tmp = tmp_path_factory.mktemp("params")
-    proc = start_node(tmp, node_checkpoint, NS, IMAGE)
+    proc = start_node(tmp, node_checkpoint, NS, IMAGE, "diagnostics_stale_after:=0.6")
     client = TrackerSession(rclpy_context, NS, IMAGE)
     try:
         client.wait_ready(90)
@@ -127,3 +130,39 @@ def test_diagnostics_period_takes_effect_at_run_time(session) -> None:
     session.spin(2.0)
     slow = len(_statuses(session))
     assert fast >= 7 and slow <= 3, (fast, slow)
+
+
+def _levels_while(session: TrackerSession, action, seconds: float) -> list[tuple[bytes, str]]:
+    session.clear_received()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        action()
+        session.spin(0.1)
+    return [(s.level, s.message) for s in _statuses(session)]
+
+
+def test_diagnostics_warn_when_the_camera_stops(session, frames) -> None:
+    assert set_param(session, "diagnostics_period", 0.2).successful
+    feeding = _levels_while(session, lambda: session.publish_frame(frames[0]), 1.5)
+    assert feeding and feeding[-1][0] == DiagnosticStatus.OK, feeding
+    silent = _levels_while(session, lambda: None, 1.5)
+    assert silent[-1][0] == DiagnosticStatus.WARN and "no image" in silent[-1][1], silent
+
+
+def test_diagnostics_error_when_every_frame_fails_and_warn_when_some_do(session, frames) -> None:
+    assert set_param(session, "diagnostics_period", 0.2).successful
+
+    def bad() -> None:
+        session.image_pub.publish(session.image_msg(frames[0], session.next_stamp(), encoding="32FC1"))
+
+    failing = _levels_while(session, bad, 1.5)
+    error = DiagnosticStatus.ERROR
+    assert any(level == error and "failed" in message for level, message in failing[1:]), failing
+    def bad_then_good() -> None:  # spaced: the image subscription keeps only the newest frame
+        bad()
+        session.spin(0.05)
+        session.publish_frame(frames[0])
+
+    mixed = _levels_while(session, bad_then_good, 2.0)
+    assert any(level == DiagnosticStatus.WARN and "bad image" in message for level, message in mixed[1:]), mixed
+    assert all(level != error for level, _ in mixed[2:]), mixed
