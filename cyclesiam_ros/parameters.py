@@ -16,7 +16,6 @@ from cyclesiam.config import (Config, ConfigError, FieldInfo, NodeSettings, Runt
 SECTIONS = {"": NodeSettings, "tracker.": TrackerConfig, "runtime.": RuntimeConfig}
 FIELDS: dict[str, FieldInfo] = {prefix + info.name: info for prefix, cls in SECTIONS.items() for info in fields_of(cls)}
 RESTART_ONLY = frozenset(name for name, info in FIELDS.items() if info.restart)
-_INT_LIMIT = 2**63 - 1
 
 
 def declare_parameters(node: Node) -> None:
@@ -37,16 +36,13 @@ def descriptor(info: FieldInfo) -> ParameterDescriptor:
     if info.odd:
         constraints.append("odd")
     desc.additional_constraints = "; ".join(constraints)
-    if isinstance(info.default, bool) or (info.lower is None and info.upper is None):
-        return desc
+    if isinstance(info.default, bool) or info.lower is None or info.upper is None:
+        return desc  # every numeric field has both bounds (test/core/test_config.py)
     if isinstance(info.default, int):
-        lo = int(info.lower) if info.lower is not None else -_INT_LIMIT
-        hi = int(info.upper) if info.upper is not None else _INT_LIMIT
-        desc.integer_range = [IntegerRange(from_value=lo, to_value=hi, step=1)]
+        desc.integer_range = [IntegerRange(from_value=int(info.lower), to_value=int(info.upper), step=1)]
     elif isinstance(info.default, float):
-        lo = float(info.lower) if info.lower is not None else -float("inf")
-        hi = float(info.upper) if info.upper is not None else float("inf")
-        desc.floating_point_range = [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]
+        desc.floating_point_range = [FloatingPointRange(from_value=float(info.lower), to_value=float(info.upper),
+                                                        step=0.0)]
     return desc
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, DurabilityPolicy
@@ -36,6 +37,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from diagnostic_msgs.msg import DiagnosticArray
 from vision_msgs.msg import Detection2D, Detection2DArray
 
+from cyclesiam.config import ConfigError
 from cyclesiam.default_model import resolve_checkpoint
 from cyclesiam.visualize import draw_results
 from cyclesiam_ros import messages
@@ -299,7 +301,8 @@ def main(args: list[str] | None = None) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except FileNotFoundError as exc:  # missing checkpoint: one clear line, non-zero exit
+    except (FileNotFoundError, ConfigError, InvalidParameterValueException) as exc:
+        # a missing checkpoint or a parameter outside its range: one clear line, non-zero exit
         print(f"[{NODE_NAME}] error: {exc}", flush=True)
         return 2
     finally:

@@ -166,3 +166,14 @@ def test_diagnostics_error_when_every_frame_fails_and_warn_when_some_do(session,
     mixed = _levels_while(session, bad_then_good, 2.0)
     assert any(level == DiagnosticStatus.WARN and "bad image" in message for level, message in mixed[1:]), mixed
     assert all(level != error for level, _ in mixed[2:]), mixed
+
+
+@pytest.mark.parametrize("param, words", [("tracker.lr:=5.0", "tracker.lr"),
+                                          ("tracker.recover_threshold:=0.1", "recover_threshold must be >=")])
+def test_a_start_up_value_outside_its_range_stops_the_node_with_a_clear_message(tmp_path, node_checkpoint,
+                                                                                 param, words) -> None:
+    proc = start_node(tmp_path, node_checkpoint, "/p2", "/p2/cam", param)
+    proc.proc.wait(timeout=60)
+    proc.stop()
+    assert proc.proc.returncode == 2, proc.output()[-2000:]
+    assert words in proc.output() and "Traceback" not in proc.output(), proc.output()[-2000:]
