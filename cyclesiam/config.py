@@ -2,9 +2,9 @@
 
 Every hyper-parameter has a name and a default here; every tunable one (tracker, runtime,
 node) also carries, in ONE place, its description, its range (ge/gt/le/lt or choices) and
-whether it can only change at start-up (`setting(...)` field metadata). The node declares
-its ROS parameters from that metadata and `validate` checks every config against it, at
-load and on every run-time change. Training and evaluation configs live in
+whether it can only change at start-up (`setting(...)` field metadata, `config_fields.py`).
+The node declares its ROS parameters from that metadata and `validate` checks every config
+against it, at load and on every run-time change. Training and evaluation configs live in
 `cyclesiam_train.config`. Experiments are YAML files merged over these defaults (`load_config`);
 unknown keys are an error (a typo never falls back to a default). There is no global config.
 """
@@ -15,99 +15,16 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
+from typing import Any, ClassVar, Mapping, TypeVar
 
 import yaml
 
+from cyclesiam.config_fields import ConfigError, FieldInfo, Rule, default_of, fields_of, setting, validate
+
+__all__ = ["AnchorConfig", "Config", "ConfigError", "FieldInfo", "ModelConfig", "NodeSettings", "RuntimeConfig",
+           "TrackerConfig", "fields_of", "from_dict", "load_config", "merge", "parse_dotted", "read_yaml",
+           "response_size", "setting", "to_dict", "validate"]
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration file or value is invalid; the message names the key."""
-
-
-def setting(default: Any, description: str, *, ge: float | None = None, gt: float | None = None,
-            le: float | None = None, lt: float | None = None, choices: Sequence[str] | None = None,
-            odd: bool = False, restart: bool = False) -> Any:
-    """A config field with its description, range and restart-only flag (read by `validate` and the node)."""
-    meta = {"description": description, "ge": ge, "gt": gt, "le": le, "lt": lt,
-            "choices": tuple(choices) if choices else None, "odd": odd, "restart": restart}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-@dataclass(frozen=True)
-class FieldInfo:
-    """What `setting` recorded about one field: description, bounds, choices, restart-only."""
-
-    name: str
-    default: Any
-    description: str
-    ge: float | None
-    gt: float | None
-    le: float | None
-    lt: float | None
-    choices: tuple[str, ...] | None
-    odd: bool
-    restart: bool
-
-    @property
-    def lower(self) -> float | None:
-        return self.ge if self.ge is not None else self.gt
-
-    @property
-    def upper(self) -> float | None:
-        return self.le if self.le is not None else self.lt
-
-    def problem(self, value: Any) -> str | None:
-        """Why `value` is outside this field's range, or None when it is inside."""
-        if self.choices is not None and value not in self.choices:
-            return f"must be one of {list(self.choices)}, got {value!r}"
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None
-        inside = ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
-                  and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
-        if not inside:  # NaN lands here too: every comparison with it is false
-            return f"must be in {self.interval()}, got {value!r}"
-        if self.odd and value % 2 == 0:
-            return f"must be odd, got {value!r}"
-        return None
-
-    def interval(self) -> str:
-        lo = f"[{self.ge:g}" if self.ge is not None else (f"({self.gt:g}" if self.gt is not None else "(-inf")
-        hi = f"{self.le:g}]" if self.le is not None else (f"{self.lt:g})" if self.lt is not None else "inf)")
-        return f"{lo}, {hi}"
-
-
-def fields_of(cls_or_obj: Any) -> list[FieldInfo]:
-    """The `setting` metadata of a config dataclass's fields (fields without it are skipped)."""
-    out = []
-    for f in dataclasses.fields(cls_or_obj):
-        if "description" in f.metadata:
-            out.append(FieldInfo(name=f.name, default=_default_of(f), **f.metadata))
-    return out
-
-
-def validate(obj: Any, path: str = "") -> Any:
-    """ConfigError naming the key unless every field of dataclass `obj` (nested ones too) is in
-    its range and every cross-field rule (`rules`) holds; returns `obj`."""
-    infos = {info.name: info for info in fields_of(obj)}
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        key = f"{path}.{f.name}" if path else f.name
-        if dataclasses.is_dataclass(value):
-            validate(value, key)
-        elif f.name in infos and (problem := infos[f.name].problem(value)) is not None:
-            raise ConfigError(f"{key} {problem}")
-    for rule, message in getattr(obj, "rules", ()):
-        if not rule(obj):
-            raise ConfigError(f"{path + '.' if path else ''}{message}")
-    return obj
-
-
-Rule = tuple[Callable[[Any], bool], str]
-
 
 @dataclass
 class AnchorConfig:
@@ -173,12 +90,16 @@ class TrackerConfig:
     scale_penalty: float = setting(
         0.998, "factor on the similarity/score of the scales other than 1 (1.0: follows zooms faster, drifts more)",
         gt=0.0, le=1.0)
+    # a scale that outscores the true one on the first frame is damped by that ratio for the rest of the track,
+    # so a model's lean towards one scale on this target's appearance does not walk the size away (docs/MODEL.md)
     scale_calibration: bool = setting(
         True, "scale_from score only: on ~/set_target, search the first frame at every scale and damp the scales "
         "that outscore the given box's there (per target)")
+    # template: n template-sized crops, each ~1/4 of a search pass; score was the default (scale_steps 3, step 1.1)
     scale_from: str = setting(
         "template", "template: one search, then the scale whose template-sized crop is most like the template | "
         "score: search every scale, best penalised score wins (SiamFC)", choices=("template", "score"))
+    # with the default model "peak" is better on the generated sequences, worse on the real dev clips (docs/MODEL.md)
     center_from: str = setting(
         "regression", "regression: box offsets at the best anchor (pysot) | peak: score peak refined to sub-cell "
         "precision", choices=("regression", "peak"))
@@ -203,6 +124,8 @@ class TrackerConfig:
     template_update_anchor: float = setting(
         0.0, "weight of the first template in the search kernel while updating (the template similarity "
         "always compares with the first)", **UNIT)
+    # LOST hysteresis: the cycle-trained score stays 0.6-0.85 on plain background, so the score alone never
+    # reports a vanished target; the template similarity decides with it (docs/MODEL.md, "LOST")
     lost_threshold: float = setting(0.9, "score below which a frame counts towards LOST", **UNIT)
     recover_threshold: float = setting(0.95, "score at or above which a LOST target is TRACKING again", **UNIT)
     lost_similarity: float = setting(
@@ -211,6 +134,7 @@ class TrackerConfig:
     recover_similarity: float = setting(
         0.35, "a LOST target recovers only when the crop at its box is at least this like the template (and its "
         "score reaches recover_threshold); 0 = the score alone decides", **UNIT)
+    # held boxes on false alarms cost 6 failures on the seed-5 tuning set (11 against 5); following costs nothing
     lost_hold: bool = setting(
         False, "true: hold a LOST target's box and search the wider lost_search_size crop; false: keep tracking "
                "it as usual and only report it LOST")
@@ -298,7 +222,7 @@ def _build(cls: type[T], data: Mapping[str, Any] | None, path: str) -> T:
     for name, value in data.items():
         f = fields[name]
         key = f"{path}.{name}" if path else name
-        default = _default_of(f)
+        default = default_of(f)
         if dataclasses.is_dataclass(default):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"'{key}' must be a mapping, got {type(value).__name__}")
@@ -351,14 +275,6 @@ def parse_dotted(items: list[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[parts[-1]] = yaml.safe_load(raw)
     return out
-
-
-def _default_of(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
-    return None
 
 
 def _coerce(value: Any, default: Any, key: str) -> Any:
