@@ -54,13 +54,19 @@ class FieldInfo:
             return f"must be one of {list(self.choices)}, got {value!r}"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
+        if self.odd and value % 2 == 0:
+            return f"must be odd, got {value!r}"
         inside = ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
                   and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
         if not inside:  # NaN lands here too: every comparison with it is false
-            return f"must be in {self.interval()}, got {value!r}"
-        if self.odd and value % 2 == 0:
-            return f"must be odd, got {value!r}"
+            return f"must be {self.bounds()} (in {self.interval()}), got {value!r}"
         return None
+
+    def bounds(self) -> str:
+        """The range in words: '> 1 and <= 2'."""
+        parts = [f"{op} {v:g}" for op, v in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+                 if v is not None]
+        return " and ".join(parts)
 
     def interval(self) -> str:
         lo = f"[{self.ge:g}" if self.ge is not None else (f"({self.gt:g}" if self.gt is not None else "(-inf")

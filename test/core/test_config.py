@@ -34,7 +34,7 @@ def test_every_tunable_field_has_a_description_and_numbers_a_finite_range(cls) -
 @pytest.mark.parametrize("key, value, words", [
     ("lr", 1e308, "[0, 1]"), ("lr", -1.0, "[0, 1]"), ("penalty_k", -1e308, "penalty_k"),
     ("scale_step", 1e308, "scale_step"), ("scale_step", 1.0, "(1, 2]"), ("min_size", 1e308, "min_size"),
-    ("scale_steps", 2**63 - 1, "[1, 15]"), ("scale_steps", 2, "odd"), ("scale_steps", 0, "scale_steps"),
+    ("scale_steps", 2**63 - 1, "[1, 15]"), ("scale_steps", 2, "odd"), ("scale_steps", 0, "odd"), ("scale_steps", -1, "[1, 15]"),
     ("lost_frames", 0, "lost_frames"), ("lost_frames", -3, "lost_frames"), ("lost_search_size", 0, "lost_search_size"),
     ("recover_threshold", 100.0, "recover_threshold"), ("recover_threshold", 0.5, ">= lost_threshold"),
     ("center_from", "mask", "center_from"), ("scale_from", "regression", "scale_from"),
