@@ -83,20 +83,29 @@ class ThrottledLogger:
         self._logger = logger
         self.throttle = LogThrottle(period_s, clock)
 
+    # rclpy ties a severity to the line that calls the logger (a second severity from the same
+    # line raises ValueError): each severity has its own call.
     def info(self, kind: str, text: str) -> bool:
-        return self._log(self._logger.info, kind, text)
+        line = self._admit(kind, text)
+        if line is not None:
+            self._logger.info(line)
+        return line is not None
 
     def warning(self, kind: str, text: str) -> bool:
-        return self._log(self._logger.warning, kind, text)
+        line = self._admit(kind, text)
+        if line is not None:
+            self._logger.warning(line)
+        return line is not None
 
     def error(self, kind: str, text: str) -> bool:
-        return self._log(self._logger.error, kind, text)
+        line = self._admit(kind, text)
+        if line is not None:
+            self._logger.error(line)
+        return line is not None
 
-    def _log(self, emit: Callable[[str], object], kind: str, text: str) -> bool:
+    def _admit(self, kind: str, text: str) -> str | None:
+        """`text` (with the count held back) when a line of `kind` may go out now, else None."""
         held_back = self.throttle.admit(kind)
         if held_back is None:
-            return False
-        if held_back:
-            text += f" ({held_back} similar suppressed since the last one)"
-        emit(text)
-        return True
+            return None
+        return f"{text} ({held_back} similar suppressed since the last one)" if held_back else text

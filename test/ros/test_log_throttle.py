@@ -43,6 +43,16 @@ def test_one_line_per_kind_then_the_suppressed_count(capfd):
     assert len(lines) == 1 and lines[0].endswith("bad step: 7 bytes (9 similar suppressed since the last one)")
 
 
+def test_every_severity_through_one_logger(capfd):
+    """rclpy refuses a second severity from one call site: each must log from its own."""
+    log = ThrottledLogger(rclpy.logging.get_logger("severity_test"), period_s=5.0, clock=Clock())
+    assert log.info("a", "one") and log.warning("b", "two") and log.error("c", "three")
+    assert log.warning("d", "four") and log.info("e", "five")
+    err = capfd.readouterr().err
+    assert [line.split("]", 1)[0] for line in err.splitlines() if "severity_test" in line] == [
+        "[INFO", "[WARN", "[ERROR", "[WARN", "[INFO"]
+
+
 def test_kinds_are_bounded():
     throttle = LogThrottle(period_s=100.0, clock=Clock())
     for index in range(1000):
