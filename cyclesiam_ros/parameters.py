@@ -68,11 +68,19 @@ def declare_parameters(node: Node) -> None:
     d("image_reliability", "best_effort", "image subscription reliability: best_effort (sensor data) | reliable")
     d("image_qos_depth", 1, "image subscription queue depth (1: only the newest frame matters)", int_range=(1, 100))
     d("history_size", 30, "frames kept so set_target can use the frame its box was drawn on", int_range=(1, 1000))
+    d("history_max_mb", 256, "MiB of pixels the frame history may hold (the newest frame is always kept)",
+      int_range=(1, 65536))
+    d("history_reset_jump", 1.0, "s; a stamp this much older than the newest resets the frame history (bag loop); "
+      "a later-arriving older frame is stored in order and not tracked", (0.0, 3600.0))
+    d("max_image_pixels", 1 << 24, "images with more pixels (width x height) are refused before decoding",
+      int_range=(1, 1 << 28))
     d("stamp_tolerance", 0.05, "max |stamp difference| (s) to match a set_target stamp to a stored frame", (0.0, 10.0))
     d("max_targets", 16, "maximum number of simultaneous targets", int_range=(1, 256))
     d("publish_mask", True, "publish ~/mask (union of target masks, mono8)")
     d("publish_debug_image", True, "publish ~/debug_image (only built while it has subscribers)")
     d("detector_min_score", 0.0, "~/target detections with a lower hypothesis score are ignored", (0.0, 1.0))
+    d("detector_match_iou", 0.3, "a ~/target detection without an id updates the target it overlaps most at "
+      "this IoU or more (else it starts a new target)", (0.0, 1.0))
     d("diagnostics_period", 1.0, "seconds between /diagnostics messages", (0.1, 60.0))
     defaults = Config()
     for f in dataclasses.fields(TrackerConfig):
