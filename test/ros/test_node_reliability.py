@@ -8,10 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from cyclesiam_ros.messages import stamp_ns
 from cyclesiam_ros.msg import TrackStatus
-from cyclesiam_ros.session import TrackerSession as NodeClient
-from test_tracker_node import BOX, start_node
+from test_tracker_node import BOX, client, frames, running_node, shipped_checkpoint  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.ros
 
@@ -19,37 +17,9 @@ MS = 1_000_000
 
 
 @pytest.fixture(scope="module")
-def frames(tree_video, read_frames):
-    return read_frames(tree_video, 68)
-
-
-@pytest.fixture(scope="module")
-def node_and_client(rclpy_context, tmp_path_factory):
-    from cyclesiam.default_model import default_checkpoint
-
-    checkpoint = default_checkpoint()
-    if checkpoint is None or not checkpoint.is_file():
-        pytest.skip(f"shipped model {checkpoint} missing")
-    proc = start_node(tmp_path_factory.mktemp("node"), checkpoint, "/r1", "/r1/camera/image_raw")
-    client = NodeClient(rclpy_context, "/r1", "/r1/camera/image_raw")
-    try:
-        client.wait_ready(90)
-    except TimeoutError:
-        proc.stop()
-        raise AssertionError("node did not come up:\n" + proc.output())
-    yield proc, client
-    client.close()
-    code = proc.stop()
-    assert code == 0, f"node exited with {code}:\n{proc.output()[-3000:]}"
-
-
-@pytest.fixture
-def client(node_and_client):
-    proc, client = node_and_client
-    client.remove_target("")
-    client.clear_received()
-    yield client
-    assert proc.proc.poll() is None, "node died:\n" + proc.output()[-3000:]
+def node_and_client(rclpy_context, tmp_path_factory, shipped_checkpoint):  # noqa: F811
+    with running_node(rclpy_context, tmp_path_factory.mktemp("node"), shipped_checkpoint, "/r1") as pair:
+        yield pair
 
 
 def log_lines(proc, since: int = 0) -> list[str]:
