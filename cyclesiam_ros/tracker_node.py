@@ -4,7 +4,7 @@
 |---|---|---|---|
 | sub | `image` | sensor_msgs/Image | remap in launch; sensor-data QoS (reliability: `image_reliability`) |
 | sub | `image/compressed` | sensor_msgs/CompressedImage | when `input_transport: compressed` |
-| sub | `~/target` | vision_msgs/Detection2D | a detector's box becomes/updates a target |
+| sub | `~/target` | vision_msgs/Detection2D | a detector's box becomes/updates a target (no id: the one it overlaps) |
 | srv | `~/set_target` | cyclesiam_ros/srv/SetTarget | start/replace a target |
 | srv | `~/remove_target` | cyclesiam_ros/srv/RemoveTarget | one id, or all when empty |
 | pub | `~/detections` | vision_msgs/Detection2DArray | tracked targets; header = input image header |
