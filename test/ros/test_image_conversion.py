@@ -138,3 +138,37 @@ def test_decoder_messages_do_not_reach_stderr(frame, capfd):
     assert compressed_to_bgr(compressed(bytes(jpeg), "jpeg"), warn=warnings.append).shape == frame.shape
     assert len(warnings) == 1 and "Corrupt JPEG data" in warnings[0]
     assert capfd.readouterr().err == ""
+
+
+def test_log_lines_written_while_decoding_still_reach_stderr(capfd):
+    """stderr is captured during a decode: what another thread logs meanwhile is written back."""
+    import threading
+
+    import rclpy.logging
+
+    noise = np.random.default_rng(1).integers(0, 256, (1500, 1500, 3), dtype=np.uint8)
+    png = cv2.imencode(".png", noise)[1].tobytes()  # ~7 MB, tens of ms to decode
+    logger = rclpy.logging.get_logger("other_thread")
+    stop = threading.Event()
+    written = []
+
+    def log_meanwhile() -> None:
+        while not stop.is_set():
+            written.append(len(written))
+            logger.info(f"line {written[-1]}")
+
+    thread = threading.Thread(target=log_meanwhile)
+    thread.start()
+    try:
+        for _ in range(5):
+            truncated = compressed(png[: len(png) // 2])
+            with pytest.raises(ImageConversionError, match="libpng"):
+                compressed_to_bgr(truncated)
+            assert compressed_to_bgr(compressed(png), max_pixels=1500 * 1500).shape == noise.shape
+    finally:
+        stop.set()
+        thread.join()
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if "other_thread" in line]
+    assert len(lines) == len(written) and len(written) > 5
+    assert "libpng" not in err

@@ -170,6 +170,32 @@ def test_bad_images_log_one_line_per_kind(node_and_client, client, frames):
     assert not any(line.startswith("[ERROR] forged") for line in log_lines(proc, mark))
 
 
+def set_parameter(client, name: str, value: int):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    srv = client.node.create_client(SetParameters, "/r1/cyclesiam_tracker/set_parameters")
+    assert srv.wait_for_service(timeout_sec=10)
+    value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    return client.call(srv, SetParameters.Request(parameters=[Parameter(name=name, value=value)])).results[0]
+
+
+def test_pixel_limit_changes_at_run_time(node_and_client, client, frames):
+    proc, _ = node_and_client
+    assert not set_parameter(client, "max_image_pixels", 0).successful  # below its range
+    assert set_parameter(client, "max_image_pixels", 320 * 240 - 1).successful
+    try:
+        for _ in range(3):
+            client.publish_frame(frames[0])
+            client.spin(0.2)
+        assert proc.wait_for_output("320x240 = 76800 pixels is above the limit of 76799 (max_image_pixels)", 5)
+    finally:
+        assert set_parameter(client, "max_image_pixels", 1 << 24).successful
+    client.clear_received()
+    client.play(frames[:5], 30)
+    assert client.spin_until(lambda: client.received.status, 5)
+
+
 def test_ctrl_c_while_frames_arrive_logs_no_error(node_and_client, frames):
     """Runs last: it stops the module's node with SIGINT while a publisher keeps sending."""
     proc, client = node_and_client
