@@ -11,6 +11,8 @@ subscription so that every message sent is accounted for. Phases:
             each judged by the same kind of oracle; bad ~/target detections
   compressed truncated / bit-flipped / random / bomb PNG and JPEG (header declaring more pixels
             than max_image_pixels) / other formats
+  memory    at the default max_image_pixels: 36 PNGs of 62 KB that decode to 64 MB (refused) and 36
+            that decode to 48 MiB (accepted; the history keeps at most history_max_mb of them)
 and prints, per phase: crashes, silent acceptances (refusable input accepted), wrong refusals,
 unaccounted messages, log lines, decoder lines that reached stderr, and the node's RSS.
 
@@ -300,6 +302,35 @@ def phase_compressed(node: Node, rng, count: int, frames) -> dict:
             "accepted": accepted, "refused": refused, "unaccounted": count - accepted - refused}
 
 
+def set_parameter(node: Node, name: str, value: int) -> bool:
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    srv = node.session.node.create_client(SetParameters, f"{node.session.ns}/cyclesiam_tracker/set_parameters")
+    srv.wait_for_service(timeout_sec=10)
+    value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    return node.session.call(srv, SetParameters.Request(parameters=[Parameter(name=name, value=value)])).results[0].successful
+
+
+def phase_memory(node: Node, count: int = 36) -> dict:
+    """The issue's PNGs that decode to 64 MB, and ones just under the default limit (4096x4096,
+    48 MiB decoded) that the history must hold within history_max_mb, at the default limit."""
+    assert set_parameter(node, "max_image_pixels", 1 << 24)
+    over = cv2.imencode(".png", np.zeros((4620, 4620, 3), np.uint8))[1].tobytes()
+    under = cv2.imencode(".png", np.zeros((4096, 4096, 3), np.uint8))[1].tobytes()
+    base = node.counters()
+    for data in [over] * count + [under] * count:
+        msg = node.session.CompressedImage(format="png")
+        msg.data = data
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(node.session.next_stamp(), 1_000_000_000)
+        node.pub.publish(msg)
+        node.session.spin(0.05)
+    got = node.settle(base["received"] + base["bad"] + 2 * count, timeout=60)
+    return {"sent": 2 * count, "png_kb": f"{len(over) // 1024}/{len(under) // 1024}",
+            "accepted": got["received"] - base["received"], "refused": got["bad"] - base["bad"],
+            "unaccounted": 2 * count - (got["received"] - base["received"]) - (got["bad"] - base["bad"])}
+
+
 def report(name: str, node: Node, result: dict, rss_before: float, lines_before: int) -> int:
     lines = node.log_lines()
     new = lines[lines_before:]
@@ -339,7 +370,8 @@ def main() -> int:
         node = Node(rclpy, name, compressed, tmp)
         try:
             lines, rss = 0, rss_mb(node.proc.pid)
-            phases = [("compressed", lambda: phase_compressed(node, rng, args.count, frames))] if compressed else [
+            phases = [("compressed", lambda: phase_compressed(node, rng, args.count, frames)),
+                      ("memory", lambda: phase_memory(node))] if compressed else [
                 ("raw", lambda: phase_raw(node, rng, args.count, frames)), ("size", lambda: phase_size(node, rng, frames)),
                 ("calls", lambda: phase_calls(node, rng, args.count, frames))]
             for phase, run in phases:
