@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclesiam.config import Config, load_config, parse_dotted
+from cyclesiam_train.config import Config, load_config, parse_dotted
 from cyclesiam.sources import ImageFolderSource
 from cyclesiam.tracker import build_tracker
 from cyclesiam_train.eval.datasets import read_image

@@ -1,8 +1,12 @@
-"""One typed configuration system for the model, the tracker, the node, training and evaluation.
+"""The typed configuration of the ROS-free core: model, tracker, runtime, and the node's own settings.
 
-Every hyper-parameter has a name and a default here. Experiments are YAML files merged
-over these defaults (`load_config`); unknown keys are an error, so a typo never silently
-falls back to a default. Config objects are passed explicitly: there is no global config.
+Every hyper-parameter has a name and a default here; every tunable one (tracker, runtime,
+node) also carries, in ONE place, its description, its range (ge/gt/le/lt or choices) and
+whether it can only change at start-up (`setting(...)` field metadata). The node declares
+its ROS parameters from that metadata and `validate` checks every config against it, at
+load and on every run-time change. Training and evaluation configs live in
+`cyclesiam_train.config`. Experiments are YAML files merged over these defaults (`load_config`);
+unknown keys are an error (a typo never falls back to a default). There is no global config.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 
 import yaml
 
@@ -20,6 +24,89 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A configuration file or value is invalid; the message names the key."""
+
+
+def setting(default: Any, description: str, *, ge: float | None = None, gt: float | None = None,
+            le: float | None = None, lt: float | None = None, choices: Sequence[str] | None = None,
+            odd: bool = False, restart: bool = False) -> Any:
+    """A config field with its description, range and restart-only flag (read by `validate` and the node)."""
+    meta = {"description": description, "ge": ge, "gt": gt, "le": le, "lt": lt,
+            "choices": tuple(choices) if choices else None, "odd": odd, "restart": restart}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """What `setting` recorded about one field: description, bounds, choices, restart-only."""
+
+    name: str
+    default: Any
+    description: str
+    ge: float | None
+    gt: float | None
+    le: float | None
+    lt: float | None
+    choices: tuple[str, ...] | None
+    odd: bool
+    restart: bool
+
+    @property
+    def lower(self) -> float | None:
+        return self.ge if self.ge is not None else self.gt
+
+    @property
+    def upper(self) -> float | None:
+        return self.le if self.le is not None else self.lt
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is outside this field's range, or None when it is inside."""
+        if self.choices is not None and value not in self.choices:
+            return f"must be one of {list(self.choices)}, got {value!r}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        inside = ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                  and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
+        if not inside:  # NaN lands here too: every comparison with it is false
+            return f"must be in {self.interval()}, got {value!r}"
+        if self.odd and value % 2 == 0:
+            return f"must be odd, got {value!r}"
+        return None
+
+    def interval(self) -> str:
+        lo = f"[{self.ge:g}" if self.ge is not None else (f"({self.gt:g}" if self.gt is not None else "(-inf")
+        hi = f"{self.le:g}]" if self.le is not None else (f"{self.lt:g})" if self.lt is not None else "inf)")
+        return f"{lo}, {hi}"
+
+
+def fields_of(cls_or_obj: Any) -> list[FieldInfo]:
+    """The `setting` metadata of a config dataclass's fields (fields without it are skipped)."""
+    out = []
+    for f in dataclasses.fields(cls_or_obj):
+        if "description" in f.metadata:
+            out.append(FieldInfo(name=f.name, default=_default_of(f), **f.metadata))
+    return out
+
+
+def validate(obj: Any, path: str = "") -> Any:
+    """ConfigError naming the key unless every field of dataclass `obj` (nested ones too) is in
+    its range and every cross-field rule (`rules`) holds; returns `obj`."""
+    infos = {info.name: info for info in fields_of(obj)}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{path}.{f.name}" if path else f.name
+        if dataclasses.is_dataclass(value):
+            validate(value, key)
+        elif f.name in infos and (problem := infos[f.name].problem(value)) is not None:
+            raise ConfigError(f"{key} {problem}")
+    for rule, message in getattr(obj, "rules", ()):
+        if not rule(obj):
+            raise ConfigError(f"{path + '.' if path else ''}{message}")
+    return obj
+
+
+Rule = tuple[Callable[[Any], bool], str]
 
 
 @dataclass
@@ -62,255 +149,140 @@ def response_size(model: ModelConfig, search_size: int) -> int:
     return feature - crop + 1
 
 
+UNIT = {"ge": 0.0, "le": 1.0}  # a weight, share or probability
+
+
 @dataclass
 class TrackerConfig:
-    """Per-frame inference logic (SiamRPN/SiamMask post-processing). Reference defaults: pysot SiamMask."""
+    """Per-frame inference logic (SiamRPN/SiamMask post-processing). Reference defaults: pysot SiamMask.
+    Why each default is what it is: docs/MODEL.md."""
 
-    # p = context_amount * (w + h). 0.3 in tracking: a tighter template than pysot's 0.5 gives the target a
-    # larger share than its surroundings (docs/MODEL.md, "Robustness on the mire2 background"); the
-    # shipped model was trained with 0.5 crops (config/train_default.yaml pins that)
-    context_amount: float = 0.3
-    penalty_k: float = 0.10  # scale/ratio change penalty
-    window_influence: float = 0.30  # cosine window blend (pysot SiamMask: 0.41; see docs/MODEL.md)
-    lr: float = 0.32  # size smoothing
-    min_size: float = 4.0  # minimum box side in pixels
-    # scale search: compare the target at size x scale_step^i, i in -(n//2)..n//2 (n odd), keep the best
-    # scale (x scale_penalty when not 1) and move the size towards it, not towards the box regression's
-    # size, which the default model's regression does not sense (docs/MODEL.md); 1 = off (pysot: size
-    # from the regression). How the scales are compared: scale_from below
-    scale_steps: int = 5
-    scale_step: float = 1.05
-    scale_penalty: float = 0.998
-    # per-target scale calibration: when a target is added, its first frame is searched at the
-    # scale-search scales too, where the true scale is known (the given box). A scale that scores
-    # above the true one there is damped by that ratio for the rest of the track, so a model's
-    # lean towards one scale on this target's appearance does not walk the size away (docs/MODEL.md)
-    scale_calibration: bool = True
-    # what the scale search compares: "template" = one search at the current size, then template-sized
-    # crops at size x each scale around the new centre are embedded and the one whose features are most
-    # similar (cosine) to the target's template wins (n template passes, each ~1/4 of a search pass);
-    # "score" = the best penalised score of n searches (SiamFC; was the default with scale_steps 3,
-    # scale_step 1.1). scale_calibration is used by "score" only
-    scale_from: str = "template"
-    # where the new centre comes from: "regression" = the box regression at the best anchor (pysot);
-    # "peak" = the best cell of the penalised, windowed score refined to sub-cell precision by a
-    # parabola through its neighbours (the regression's offset unused). With the default model "peak"
-    # is better on the generated sequences and worse on the real dev clips (docs/MODEL.md).
-    center_from: str = "regression"
-    # distractor memory (DaSiamRPN's idea, by position; cyclesiam/distractors.py): while a target is
-    # tracked, the other strong peaks of its score map (raw score >= distractor_score, farther than
-    # distractor_distance target sizes from the new centre) are remembered for the next frame, and
-    # there the penalised score of candidates within distractor_radius target sizes of one is
-    # multiplied by (1 - distractor_penalty). 0 = off. Target size = sqrt(w * h)
-    distractor_penalty: float = 0.0
-    distractor_score: float = 0.5
-    distractor_distance: float = 1.0
-    distractor_radius: float = 0.3
-    mask_enabled: bool = True  # compute masks at inference (needs a model with a mask head)
-    mask_threshold: float = 0.5  # paper value
-    # template update: "none" (SiamRPN: keep first template) | "last" (every frame from the
-    # last prediction, the paper's wording) | "blend" (confidence-gated running average)
-    template_update: str = "none"
-    template_update_rate: float = 0.1  # blend weight of the new template
-    template_update_min_score: float = 0.9  # only update when the score exceeds this
-    # weight of the first template in the search kernel while updating: kernel = anchor x first +
-    # (1 - anchor) x updated. The template similarity (scale pick, LOST) always compares with the first
-    template_update_anchor: float = 0.0
-    # LOST state hysteresis: lost when score < lost_threshold for lost_frames consecutive
-    # frames; recovered when score >= recover_threshold. With lost_similarity > 0 a frame is low
-    # only when, besides, the template-sized crop at the new box is less like the template than
-    # lost_similarity (cosine of the features, best over the scales), and recovery needs
-    # recover_similarity too: the cycle-trained score stays 0.6-0.85 on plain background, so the
-    # score alone never reports a vanished target (docs/MODEL.md, "LOST")
-    lost_threshold: float = 0.9
-    recover_threshold: float = 0.95
-    lost_similarity: float = 0.3  # 0 = off: the score alone decides
-    recover_similarity: float = 0.35
-    # true: a LOST target's box is held and searched for in the lost_search_size crop with
-    # lost_window_influence; false: it is tracked as usual and only reported LOST (held boxes
-    # on false alarms cost 6 failures on the seed-5 tuning set, 11 against 5; following costs nothing)
-    lost_hold: bool = False
-    lost_frames: int = 3
-    lost_search_size: int = 415  # bigger search crop (pixels at network scale) while lost
-    lost_window_influence: float = 0.0  # no motion prior while searching for a lost target
+    context_amount: float = setting(
+        0.3, "context around the target in the template crop: p = context_amount * (w + h); 0.3 measured "
+        "better than pysot's 0.5 (docs/MODEL.md); training crops have their own (train.context_amount)", gt=0.0, le=2.0)
+    penalty_k: float = setting(0.10, "scale/aspect change penalty k in exp(-(r_c*s_c-1)*k) (pysot SiamMask: 0.10)",
+                               ge=0.0, le=10.0)
+    window_influence: float = setting(0.30, "cosine window weight against the score (pysot SiamMask: 0.41)", **UNIT)
+    lr: float = setting(0.32, "size smoothing rate, multiplied by penalty*score (pysot SiamMask: 0.32)", **UNIT)
+    min_size: float = setting(4.0, "minimum box side in pixels", ge=1.0, le=1000.0)
+    scale_steps: int = setting(
+        5, "scales compared per target, odd: 5 = sizes x scale_step^(-2..2), the size moves towards the best "
+        "(not the regression's, which the default model does not sense); 1 = off (size from the regression)",
+        ge=1, le=15, odd=True)
+    scale_step: float = setting(1.05, "ratio between neighbouring scales", gt=1.0, le=2.0)
+    scale_penalty: float = setting(
+        0.998, "factor on the similarity/score of the scales other than 1 (1.0: follows zooms faster, drifts more)",
+        gt=0.0, le=1.0)
+    scale_calibration: bool = setting(
+        True, "scale_from score only: on ~/set_target, search the first frame at every scale and damp the scales "
+        "that outscore the given box's there (per target)")
+    scale_from: str = setting(
+        "template", "template: one search, then the scale whose template-sized crop is most like the template | "
+        "score: search every scale, best penalised score wins (SiamFC)", choices=("template", "score"))
+    center_from: str = setting(
+        "regression", "regression: box offsets at the best anchor (pysot) | peak: score peak refined to sub-cell "
+        "precision", choices=("regression", "peak"))
+    distractor_penalty: float = setting(
+        0.0, "distractor memory (DaSiamRPN, by position): damp candidates near last frame's strong far peaks by "
+        "this factor (score x (1 - penalty)); 0 = off", **UNIT)
+    distractor_score: float = setting(0.5, "raw score at or above which a far peak is remembered as a distractor",
+                                      **UNIT)
+    distractor_distance: float = setting(
+        1.0, "a peak is a distractor when farther than this many target sizes (sqrt(w*h)) from the target",
+        gt=0.0, le=100.0)
+    distractor_radius: float = setting(
+        0.3, "candidates within this many target sizes of a remembered distractor are damped", ge=0.0, le=100.0)
+    mask_enabled: bool = setting(True, "compute masks (needs a mask head; the node only while ~/mask or "
+                                       "~/debug_image has subscribers)")
+    mask_threshold: float = setting(0.5, "mask probability threshold (paper: 0.5)", **UNIT)
+    template_update: str = setting(
+        "none", "none (keep the first template, SiamRPN) | last (every frame) | blend (confidence-gated average)",
+        choices=("none", "last", "blend"))
+    template_update_rate: float = setting(0.1, "blend weight of the new template", gt=0.0, le=1.0)
+    template_update_min_score: float = setting(0.9, "blend only when the score exceeds this", **UNIT)
+    template_update_anchor: float = setting(
+        0.0, "weight of the first template in the search kernel while updating (the template similarity "
+        "always compares with the first)", **UNIT)
+    lost_threshold: float = setting(0.9, "score below which a frame counts towards LOST", **UNIT)
+    recover_threshold: float = setting(0.95, "score at or above which a LOST target is TRACKING again", **UNIT)
+    lost_similarity: float = setting(
+        0.3, "a low-score frame counts towards LOST only when the crop at the new box is less like the template "
+        "than this (cosine of the features); 0 = the score alone decides", **UNIT)
+    recover_similarity: float = setting(
+        0.35, "a LOST target recovers only when the crop at its box is at least this like the template (and its "
+        "score reaches recover_threshold); 0 = the score alone decides", **UNIT)
+    lost_hold: bool = setting(
+        False, "true: hold a LOST target's box and search the wider lost_search_size crop; false: keep tracking "
+               "it as usual and only report it LOST")
+    lost_frames: int = setting(3, "consecutive low frames before a target is LOST", ge=1, le=10000)
+    lost_search_size: int = setting(415, "search crop size (network pixels) while LOST and lost_hold: a wider "
+                                         "search", ge=64, le=1023)
+    lost_window_influence: float = setting(0.0, "cosine window weight while LOST and lost_hold (0 = no motion "
+                                                "prior)", **UNIT)
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        (lambda c: c.recover_threshold >= c.lost_threshold, "recover_threshold must be >= lost_threshold"),
+    )
 
 
 @dataclass
 class RuntimeConfig:
-    """Where and how the network runs."""
+    """Where and how the network runs (all read at start-up only)."""
 
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    half: bool = False  # fp16 on CUDA only
-    backend: str = "auto"  # auto (onnxruntime on the CPU when installed, else torch) | torch | onnxruntime
-    providers: list[str] = field(default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    threads: int = 0  # torch/onnxruntime intra-op threads; 0 = library default
-    channels_last: bool = True
-
-
-@dataclass
-class SeedConfig:
-    """Where the initial target of each training clip comes from."""
-
-    source: str = "random"  # random | file | topic
-    file: str = ""  # YAML of seeds (bag, topic, stamp, box, optional mask)
-    topic: str = ""  # recorded vision_msgs/Detection2DArray topic
-    random_min_size: float = 0.1  # random boxes: side as a fraction of the shorter image side
-    random_max_size: float = 0.4
-    random_max_aspect: float = 2.0  # random boxes: w/h drawn log-uniformly in [1/a, a]
-    random_candidates: int = 8  # random boxes: draw this many, keep the best by random_score (1 = purely random)
-    # texture: most gradient energy inside | contrast: colours most unlike the ring around the box
-    # (object-like boxes whose edges are real boundaries, which is what teaches the box size)
-    random_score: str = "texture"
-    image_topic: str = ""  # topic seeds: image topic the detections refer to ("" = the bag's only image topic)
-    stamp_tolerance: float = 0.05  # seconds: a seed stamp matches the nearest frame within this
-    box_mask: str = "ellipse"  # initial mask when a seed has none: ellipse (inscribed) | rectangle
+    device: str = setting("auto", "auto | cpu | cuda | cuda:N", restart=True)
+    half: bool = setting(False, "fp16 inference on CUDA only", restart=True)
+    backend: str = setting("auto", "auto (onnxruntime on the CPU when installed, else torch) | torch | onnxruntime",
+                           choices=("auto", "torch", "onnxruntime"), restart=True)
+    providers: list[str] = setting(["CUDAExecutionProvider", "CPUExecutionProvider"],
+                                   "onnxruntime execution providers in order of preference", restart=True)
+    threads: int = setting(0, "intra-op threads of the network runtime; 0 = library default", ge=0, le=1024,
+                           restart=True)
+    channels_last: bool = setting(True, "channels-last memory format for torch", restart=True)
 
 
 @dataclass
-class TrainConfig:
-    """Self-supervised cycle training (cyclesiam_train). Paper: SGD, lr 1e-3, batch 32."""
+class NodeSettings:
+    """The ROS node's own parameters (top-level keys of config/tracker.yaml), besides tracker.* and runtime.*."""
 
-    seed: int = 0
-    steps: int = 2000
-    batch_size: int = 32
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup_steps: int = 100
-    grad_clip: float = 10.0
-    # cycle: frames t1 -> t2 (-> t3) -> ... -> t1
-    cycle_length: int = 2  # 2 = 1->2->1, 3 = 1->2->3->2->1
-    cycle_return: str = "retrace"  # longer cycles: retrace (1->2->3->2->1) | direct (1->2->3->1)
-    canvas_size: int = 511  # per-frame working crop (search-crop scale of t1's box) the hops are cut from
-    frame_gap_min: int = 1
-    frame_gap_max: int = 10
-    differentiable_hops: bool = False  # gradients through the middle hops' crops
-    search_shift: float = 64.0  # max random shift of the search crop centre (pixels, crop scale)
-    search_scale_jitter: float = 0.05
-    # probability that all frames of a cycle are turned grey (3 equal channels): robots often run
-    # monochrome cameras, and colour must not be the only cue the tracker learns (SiamFC trains so too)
-    gray_probability: float = 0.0
-    # illumination jitter: each frame of a cycle is scaled by exp(U(-j, j)) and shifted by
-    # U(-j, j) x 50 grey levels, independently (lighting and auto-exposure change between frames;
-    # the tracker must follow the object, not its brightness). 0 = off
-    illumination_jitter: float = 0.0
-    # rotation jitter: every cycle frame after the first is cut rotated by U(-r, r) degrees about
-    # the seed box centre (the first frame carries the box and the loss and is never rotated);
-    # the training clips have almost no in-plane rotation. 0 = off
-    rotation_jitter: float = 0.0
-    # losses: L = cls_weight * L_score + loc_weight * L_box + mask_weight * L_mask
-    cls_weight: float = 1.0
-    loc_weight: float = 1.2
-    mask_weight: float = 36.0
-    # true: the mask loss trains only the mask MLP, not the head tower it reads (shared with
-    # score and box); stops the mask term from pulling the box regression off (docs/MODEL.md)
-    mask_detach_tower: bool = False
-    negative_weight: float = 0.2
-    # fraction of the sampled negatives taken as the highest-scoring ones (online hard negatives:
-    # distractors in the search crop) instead of at random; 0 = all random (the paper)
-    hard_negatives: float = 0.0
-    positive_iou: float = 0.6
-    negative_iou: float = 0.3
-    max_positives: int = 16
-    max_anchors: int = 64
-    smooth_l1_beta: float = 0.1111  # box loss: smooth L1 transition point (Faster R-CNN RPN: 1/9)
-    # scale ranking (not in the paper; 0 = off): the last hop also searches t1 at a second crop
-    # scale (x tracker.scale_step^+-1), and of the two crops the one whose scale is nearer the
-    # initial target's must score higher near the target (logistic loss on the score margin).
-    # Trains the decision the tracker's scale search makes (docs/MODEL.md, "Scale").
-    scale_rank_weight: float = 0.0
-    scale_rank_radius: int = 1  # response cells around the target's cell that the score margin is taken over
-    # template the ranking's crops are searched with: hop (the final hop's, from the predicted box of
-    # the last middle frame) | initial (t1's own initial box: the right scale is exactly known)
-    scale_rank_template: str = "hop"
-    # backbone
-    backbone_weights: str = ""  # ImageNet weights (torchvision layout) for initialisation
-    freeze_backbone_steps: int = -1  # -1 = frozen for the whole run; N = unfreeze after N steps
-    backbone_lr_scale: float = 0.1
-    # data
-    topics: list[str] = field(default_factory=list)  # empty = every image topic
-    seeds: SeedConfig = field(default_factory=SeedConfig)
-    clip_length: int = 0  # frames per clip for seeding; 0 = whole stream is one clip
-    workers: int = 2
-    # checkpoints and logging
-    checkpoint_every: int = 200
-    log_every: int = 10
-    amp: bool = True  # mixed precision on CUDA only
-    plot_every: int = 0  # also redraw the loss plot every N steps (0 = only at the end)
-
-
-@dataclass
-class SyntheticConfig:
-    """Composited evaluation sequences with exact ground truth (cyclesiam-gen-sequences).
-
-    Real object cut-outs (mbt_cube / mire2 textures with real-shaped masks) over real
-    background video (cityCC0 / tree / mire2); every value here is a per-sequence range
-    or switch, sampled deterministically from the seed.
-    """
-
-    seed: int = 0
-    num_sequences: int = 4
-    frames: int = 100
-    width: int = 384
-    height: int = 288
-    fps: float = 30.0
-    object_size: list[float] = field(default_factory=lambda: [0.18, 0.3])  # initial object side / image height
-    scale_range: list[float] = field(default_factory=lambda: [0.7, 1.4])  # object scale over the sequence
-    max_rotation_deg: float = 30.0  # peak in-plane rotation
-    max_speed: float = 6.0  # peak translation speed, pixels per frame
-    occlusion: bool = True  # a second real cut-out passes over the object
-    occlusion_fraction: float = 0.5  # how far the occluder reaches into the object box (0..1)
-    illumination: bool = True  # gain/offset change of the whole frame over time
-    motion_blur: bool = True  # linear blur along the motion when moving fast
-    keyframe_every: int = 1  # bag YAML: annotate every N-th frame (sparse keyframes)
-    topic: str = "/cam/image_raw"
-    jpeg_quality: int = 95
-
-
-@dataclass
-class EvalConfig:
-    """Evaluation protocols (cyclesiam_train.eval). Formulas: cyclesiam_train/eval/metrics.py."""
-
-    success_thresholds: int = 21  # IoU thresholds 0..1 for the OTB success curve
-    # OTB toolkit compares IoU > t (a perfect tracker then scores 20/21 = 0.952 AUC). False:
-    # success at t when IoU >= t and IoU > 0 (perfect tracker = 1, zero overlap never succeeds).
-    success_strict: bool = False
-    precision_threshold: float = 20.0  # pixels, reported precision
-    precision_max: float = 50.0  # precision curve over 0..precision_max pixels (1 px steps)
-    norm_precision_threshold: float = 0.2  # reported normalised precision (LaSOT/TrackingNet)
-    norm_precision_max: float = 0.5  # normalised precision curve over 0..0.5 (51 points)
-    vot_skip: int = 5  # re-init this many frames after a failure
-    vot_burn_in: int = 10  # frames after each (re-)initialisation excluded from accuracy
-    vot_failure_iou: float = 0.0  # a failure is IoU <= this on an annotated frame
-    eao_low: int = 0  # EAO length range in annotated frames; 0/0 = automatic (see metrics.eao_range)
-    eao_high: int = 0
-    davis_bound_th: float = 0.008  # F boundary tolerance: fraction of the image diagonal (>= 1: pixels)
-    davis_resolution: str = "480p"  # DAVIS sub-folder of JPEGImages/ and Annotations/
-    protocols: list[str] = field(default_factory=lambda: ["ope", "vot"])  # ope (OTB one-pass) and/or vot (re-init)
-    mask_from_box: bool = True  # box-only trackers: their filled box is the mask for J/F
-    sequences: list[str] = field(default_factory=list)  # evaluate only these names; empty = all
-    max_frames: int = 0  # truncate every sequence to this many frames; 0 = whole sequence
-    bag_stamp_tolerance_ns: int = 1_000_000  # keyframe stamp to image header stamp matching
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-
-
-@dataclass
-class NodeConfig:
-    """ROS node specifics that are not ROS parameters of the core (see config/tracker.yaml)."""
-
-    history_size: int = 30  # frames kept to match a set_target stamp
-    stale_after: float = 0.5  # seconds
+    checkpoint: str = setting("", "safetensors checkpoint; empty = the shipped default model", restart=True)
+    input_transport: str = setting("raw", "raw (sensor_msgs/Image on 'image') | compressed ('image/compressed')",
+                                   choices=("raw", "compressed"), restart=True)
+    image_reliability: str = setting("best_effort", "image subscription reliability: best_effort (sensor data) | "
+                                     "reliable", choices=("best_effort", "reliable"), restart=True)
+    image_qos_depth: int = setting(1, "image subscription queue depth (1: only the newest frame matters)",
+                                   ge=1, le=100, restart=True)
+    history_size: int = setting(30, "frames kept so set_target can use the frame its box was drawn on", ge=1, le=1000)
+    history_max_mb: int = setting(256, "MiB of pixels the frame history may hold (the newest frame is always kept)",
+                                  ge=1, le=65536)
+    history_reset_jump: float = setting(1.0, "s; a stamp this much older than the newest resets the frame history "
+                                        "(bag loop); a later-arriving older frame is stored in order, not tracked",
+                                        ge=0.0, le=3600.0)
+    max_image_pixels: int = setting(1 << 24, "images with more pixels (width x height) are refused before decoding",
+                                    ge=1, le=1 << 28)
+    stamp_tolerance: float = setting(0.05, "max |stamp difference| (s) to match a set_target stamp to a stored frame",
+                                     ge=0.0, le=10.0)
+    max_targets: int = setting(16, "maximum number of simultaneous targets (hard ceiling 64: memory grows "
+                                   "with targets)", ge=1, le=64)
+    publish_mask: bool = setting(True, "publish ~/mask (union of target masks, mono8)")
+    publish_debug_image: bool = setting(True, "publish ~/debug_image (only built while it has subscribers)")
+    detector_min_score: float = setting(0.0, "~/target detections with a lower hypothesis score are ignored", **UNIT)
+    detector_match_iou: float = setting(0.3, "a ~/target detection without an id updates the target it overlaps "
+                                        "most at this IoU or more (else it starts a new target)", **UNIT)
+    diagnostics_period: float = setting(1.0, "seconds between /diagnostics messages", ge=0.1, le=60.0)
+    diagnostics_stale_after: float = setting(2.0, "/diagnostics WARN when no image arrived for this many seconds",
+                                             ge=0.1, le=3600.0)
+    diagnostics_drop_warn: float = setting(0.5, "/diagnostics WARN when more than this share of the period's "
+                                                "frames was dropped (the node slower than the camera)", **UNIT)
 
 
 @dataclass
 class Config:
-    """The whole configuration: one object for node, CLI, training and evaluation."""
+    """The core's whole configuration: model, tracker and runtime (CLI, node, benchmarks).
+    Training adds its own sections: cyclesiam_train.config.Config."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
@@ -319,7 +291,12 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T:
-    """Build dataclass `cls` from `data` over its defaults; unknown keys raise ConfigError."""
+    """Build dataclass `cls` from `data` over its defaults; unknown keys and values out of
+    range raise ConfigError."""
+    return validate(_build(cls, data, path), path)
+
+
+def _build(cls: type[T], data: Mapping[str, Any] | None, path: str) -> T:
     data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
@@ -334,26 +311,27 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
         if dataclasses.is_dataclass(default):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"'{key}' must be a mapping, got {type(value).__name__}")
-            kwargs[name] = from_dict(type(default), value, key)
+            kwargs[name] = _build(type(default), value, key)
         else:
             kwargs[name] = _coerce(value, default, key)
     return cls(**kwargs)
 
 
-def merge(base: Any, override: Mapping[str, Any] | None) -> Any:
-    """A copy of dataclass `base` with the (nested) keys of `override` replaced."""
+def merge(base: T, override: Mapping[str, Any] | None) -> T:
+    """A copy of dataclass `base` with the (nested) keys of `override` replaced (validated)."""
     merged = _deep_merge(to_dict(base), dict(override or {}))
     return from_dict(type(base), merged)
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
-    """Defaults, then the YAML file at `path` (if any), then `overrides` (nested dict)."""
-    cfg = Config()
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+                cls: type[T] = Config) -> T:  # type: ignore[assignment]
+    """Defaults of `cls`, then the YAML file at `path` (if any), then `overrides` (nested dict)."""
+    cfg = cls()
     if path:
         cfg = merge(cfg, read_yaml(path))
     if overrides:
         cfg = merge(cfg, overrides)
-    return cfg
+    return validate(cfg)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -36,16 +36,15 @@ from sensor_msgs.msg import CompressedImage, Image
 from diagnostic_msgs.msg import DiagnosticArray
 from vision_msgs.msg import Detection2D, Detection2DArray
 
-from cyclesiam.config import Config
 from cyclesiam.default_model import resolve_checkpoint
 from cyclesiam.visualize import draw_results
 from cyclesiam_ros import messages
-from cyclesiam_ros.diagnostics import NodeStats, diagnostic_array, diagnostic_status
+from cyclesiam_ros.diagnostics import NodeStats, Thresholds, diagnostic_array, diagnostic_status
 from cyclesiam_ros.frame_history import Added, Frame, FrameHistory
 from cyclesiam_ros.image_conversion import ImageConversionError, compressed_to_bgr, image_to_bgr, mask_from_msg
 from cyclesiam_ros.log_throttle import ThrottledLogger, untrusted
 from cyclesiam_ros.msg import TrackStatusArray
-from cyclesiam_ros.parameters import check_changes, config_from_parameters, declare_parameters
+from cyclesiam_ros.parameters import check_changes, declare_parameters, settings_from_parameters
 from cyclesiam_ros.srv import RemoveTarget, SetTarget
 from cyclesiam_ros.target_requests import Refused, best_overlap, check_box, check_id, check_score
 from cyclesiam_ros.worker import NewestFrameWorker
@@ -64,16 +63,16 @@ class TrackerNode(Node):
         self._class_ids: dict[str, str] = {}
         self._target_shape: tuple[int, ...] | None = None  # image shape the targets live in
         self.log = ThrottledLogger(self.get_logger(), period_s=5.0)  # every line about untrusted input
-        self.history = FrameHistory(self.param("history_size"), self.param("history_max_mb") << 20,
-                                    int(self.param("history_reset_jump") * 1e9))
-        self.config: Config = config_from_parameters(self)
+        self.config, self.settings = settings_from_parameters(self)
+        self.history = FrameHistory(self.settings.history_size, self.settings.history_max_mb << 20,
+                                    int(self.settings.history_reset_jump * 1e9))
         self.tracker = self.load_tracker()
         self.create_interfaces()
         self.add_on_set_parameters_callback(self.on_set_parameters)
         self._worker = NewestFrameWorker(self.process, self._on_process_error)
         self.get_logger().info(
-            f"ready: input '{self.image_topic}' ({self.get_parameter('input_transport').value}, "
-            f"{self.get_parameter('image_reliability').value}), checkpoint {self.checkpoint_path}, "
+            f"ready: input '{self.image_topic}' ({self.settings.input_transport}, "
+            f"{self.settings.image_reliability}), checkpoint {self.checkpoint_path}, "
             f"device {self.tracker.device}, backend {self.tracker.backend.name}"
         )
 
@@ -81,48 +80,40 @@ class TrackerNode(Node):
 
     def on_set_parameters(self, params) -> SetParametersResult:
         changes = {p.name: p.value for p in params}
-        new_cfg, reason = check_changes(self, changes)
-        if new_cfg is None:
+        checked, reason = check_changes(self, changes)
+        if checked is None:
             return SetParametersResult(successful=False, reason=reason)
         with self._lock:
-            self.config = new_cfg
-            self.tracker.cfg = dataclasses.replace(new_cfg.tracker)
-        self.history.resize(changes.get("history_size"),
-                            changes["history_max_mb"] << 20 if "history_max_mb" in changes else None)
-        if "history_reset_jump" in changes:
-            self.history.reset_jump_ns = int(changes["history_reset_jump"] * 1e9)
+            self.config, self.settings = checked
+            self.tracker.cfg = dataclasses.replace(self.config.tracker)
+        self.history.resize(self.settings.history_size, self.settings.history_max_mb << 20)
+        self.history.reset_jump_ns = int(self.settings.history_reset_jump * 1e9)
+        if "diagnostics_period" in changes:
+            self._diagnostics_timer.timer_period_ns = int(self.settings.diagnostics_period * 1e9)
         return SetParametersResult(successful=True)
-
-    def param(self, name: str) -> Any:
-        return self.get_parameter(name).value
 
     # ------------------------------------------------------------------ set-up
 
     def load_tracker(self):
         from cyclesiam.tracker import build_tracker
 
-        self.checkpoint_path = resolve_checkpoint(self.param("checkpoint") or None)
+        self.checkpoint_path = resolve_checkpoint(self.settings.checkpoint or None)
         return build_tracker(self.config, checkpoint=self.checkpoint_path)
 
     def create_interfaces(self) -> None:
-        reliability = self.param("image_reliability")
-        if reliability not in ("best_effort", "reliable"):
-            raise ValueError(f"image_reliability must be best_effort or reliable, got '{reliability}'")
+        reliability = self.settings.image_reliability
         image_qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
-            depth=self.param("image_qos_depth"),
+            depth=self.settings.image_qos_depth,
             reliability=ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort" else ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.VOLATILE,
         )
-        transport = self.param("input_transport")
-        if transport == "raw":
+        if self.settings.input_transport == "raw":
             self.image_topic = "image"
             self.create_subscription(Image, "image", self.on_image, image_qos)
-        elif transport == "compressed":
+        else:
             self.image_topic = "image/compressed"
             self.create_subscription(CompressedImage, "image/compressed", self.on_compressed, image_qos)
-        else:
-            raise ValueError(f"input_transport must be raw or compressed, got '{transport}'")
         self.image_topic = self.resolve_topic_name(self.image_topic)
         self.create_subscription(Detection2D, "~/target", self.on_detector_target, 10)
         self.create_service(SetTarget, "~/set_target", self.on_set_target)
@@ -134,22 +125,23 @@ class TrackerNode(Node):
         self.pub_debug = self.create_publisher(Image, "~/debug_image", out_qos)
         self.pub_status = self.create_publisher(TrackStatusArray, "~/status", out_qos)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(self.param("diagnostics_period"), self.publish_diagnostics)
+        self._diagnostics_timer = self.create_timer(self.settings.diagnostics_period, self.publish_diagnostics)
 
     # ------------------------------------------------------------------ input
 
     def on_image(self, msg: Image) -> None:
-        self._accept(msg.header, lambda: image_to_bgr(msg, self.param("max_image_pixels")))
+        self._accept(msg.header, lambda: image_to_bgr(msg, self.settings.max_image_pixels))
 
     def on_compressed(self, msg: CompressedImage) -> None:
         warn = lambda text: self.log.warning("decoder", f"image on {self.image_topic}: {text}")  # noqa: E731
-        self._accept(msg.header, lambda: compressed_to_bgr(msg, self.param("max_image_pixels"), warn))
+        self._accept(msg.header, lambda: compressed_to_bgr(msg, self.settings.max_image_pixels, warn))
 
     def _accept(self, header, convert) -> None:
         """Convert and store a frame; only an in-order frame goes to the tracker (an older one
         would step the targets back in time). Each kind of bad image is logged at once, then
         at most every 5 s with the count held back."""
         received = time.monotonic()
+        self.stats.input_arrived()
         try:
             image = convert()
         except ImageConversionError as exc:
@@ -199,7 +191,7 @@ class TrackerNode(Node):
         target it overlaps by detector_match_iou or more."""
         try:
             score = check_score(msg.results[0].hypothesis.score) if msg.results else 1.0
-            if score < self.param("detector_min_score"):
+            if score < self.settings.detector_min_score:
                 return
             class_id = check_id(msg.results[0].hypothesis.class_id, "class_id") if msg.results else ""
             target_id = check_id(msg.id) or self._overlapping_target(messages.bbox_to_xywh(msg.bbox))
@@ -212,7 +204,7 @@ class TrackerNode(Node):
     def _overlapping_target(self, xywh) -> str:
         with self._lock:
             boxes = {tid: self.tracker.result(tid).bbox for tid in self.tracker.target_ids}
-        return best_overlap(xywh, boxes, self.param("detector_match_iou")) or ""
+        return best_overlap(xywh, boxes, self.settings.detector_match_iou) or ""
 
     def _set_target(self, header, bbox, target_id: str, mask_msg, class_id: str) -> tuple[str, str]:
         frame = self._frame_for(header)
@@ -223,8 +215,8 @@ class TrackerNode(Node):
             raise Refused("mask", f"bad mask: {exc}") from None
         with self._lock:
             others = [tid for tid in self.tracker.target_ids if tid != target_id]
-            if target_id not in self.tracker.target_ids and len(self.tracker) >= self.param("max_targets"):
-                raise Refused("max_targets", f"already tracking max_targets={self.param('max_targets')} targets")
+            if target_id not in self.tracker.target_ids and len(self.tracker) >= self.settings.max_targets:
+                raise Refused("max_targets", f"already tracking max_targets={self.settings.max_targets} targets")
             if others and frame.image.shape != self._target_shape:
                 raise Refused("frame_size", f"the frame is {_size(frame.image.shape)} but the targets were set on "
                               f"{_size(self._target_shape)} frames; remove them first (~/remove_target)")
@@ -245,7 +237,7 @@ class TrackerNode(Node):
         if stamp == 0:
             frame = latest
         else:
-            tolerance = int(self.param("stamp_tolerance") * 1e9)
+            tolerance = int(self.settings.stamp_tolerance * 1e9)
             frame = self.history.lookup(stamp, tolerance)
             if frame is None:
                 first, last = self.history.span()
@@ -288,13 +280,13 @@ class TrackerNode(Node):
     def process(self, frame: Frame) -> None:
         """Track and publish one frame. A frame of another size than the targets' is skipped
         (targets kept, throttled warning): clamping the targets into it would lose them."""
-        want_debug = self.param("publish_debug_image") and self.pub_debug.get_subscription_count() > 0
-        want_mask = self.param("publish_mask") and self.pub_mask.get_subscription_count() > 0
+        want_debug = self.settings.publish_debug_image and self.pub_debug.get_subscription_count() > 0
+        want_mask = self.settings.publish_mask and self.pub_mask.get_subscription_count() > 0
         with self._lock:
             if len(self.tracker) == 0:
                 results, class_ids = [], {}
-            elif frame.image.shape != self._target_shape:
-                self.stats.bad_images += 1
+            elif frame.image.shape != self._target_shape:  # a failed frame for /diagnostics
+                self.stats.errors += 1
                 self.log.warning("frame_size", f"skipping a {_size(frame.image.shape)} frame on {self.image_topic}: "
                                  f"the targets were set on {_size(self._target_shape)} frames (kept)")
                 return
@@ -325,7 +317,8 @@ class TrackerNode(Node):
     # ------------------------------------------------------------------ diagnostics
 
     def publish_diagnostics(self) -> None:
-        status = diagnostic_status(f"{self.get_name()}: tracking", self.image_topic, self.stats.summary())
+        thresholds = Thresholds(self.settings.diagnostics_stale_after, self.settings.diagnostics_drop_warn)
+        status = diagnostic_status(f"{self.get_name()}: tracking", self.image_topic, self.stats.summary(), thresholds)
         self.pub_diagnostics.publish(diagnostic_array(status, self.get_clock().now().to_msg()))
 
     def shutdown(self) -> None:

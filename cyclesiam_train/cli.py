@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from cyclesiam.config import Config, ConfigError, from_dict, load_config, merge, parse_dotted
+from cyclesiam_train.config import Config, ConfigError, from_dict, load_config, merge, parse_dotted
 from cyclesiam.sources import SourceError
 from cyclesiam_train.seeds import SeedError
 from cyclesiam_train.train_state import STATE_FILE, StateError, read_state

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from cyclesiam import bbox
 from cyclesiam.anchors import generate_anchors
-from cyclesiam.config import ModelConfig, TrackerConfig, TrainConfig
+from cyclesiam_train.config import ModelConfig, TrackerConfig, TrainConfig
 from cyclesiam_train import labels as label_ops
 from cyclesiam_train import losses
 

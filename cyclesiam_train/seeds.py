@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import yaml
 
-from cyclesiam.config import SeedConfig
+from cyclesiam_train.config import SeedConfig
 
 # vision_msgs 4.x (Jazzy), field lists exactly as upstream (DESIGN.md section 4)
 VISION_MSGS_DEFS: dict[str, str] = {

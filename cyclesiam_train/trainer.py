@@ -26,8 +26,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from cyclesiam import config as config_mod
-from cyclesiam.config import Config
+from cyclesiam_train import config as config_mod
+from cyclesiam_train.config import Config
 from cyclesiam.models.builder import build_model
 from cyclesiam_train import distributed as dist_mod
 from cyclesiam_train.cycle import STAT_KEYS, CycleModel

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from cyclesiam.checkpoint import save_checkpoint
-    from cyclesiam.config import load_config, parse_dotted
+    from cyclesiam_train.config import load_config, parse_dotted
     from cyclesiam.models.builder import build_model
 
     cfg = load_config(args.config, parse_dotted(args.set))

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from cyclesiam.config import Config, ConfigError, load_config, parse_dotted, to_dict
+from cyclesiam_train.config import Config, ConfigError, load_config, parse_dotted, to_dict
 
 from . import plots
 from .baselines import OPENCV_TRACKERS, OpenCVTracker, SiamTrackerAdapter

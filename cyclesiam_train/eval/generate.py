@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 import yaml
 
-from cyclesiam.config import ConfigError, SyntheticConfig, load_config, parse_dotted, to_dict
+from cyclesiam_train.config import ConfigError, SyntheticConfig, load_config, parse_dotted, to_dict
 
 from .metrics import mask_to_box
 

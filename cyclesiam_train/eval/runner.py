@@ -14,7 +14,7 @@ from typing import Any, Protocol, Sequence as Seq
 
 import numpy as np
 
-from cyclesiam.config import EvalConfig
+from cyclesiam_train.config import EvalConfig
 
 from . import metrics as M
 from .datasets import Sequence

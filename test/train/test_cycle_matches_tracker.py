@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from cyclesiam.anchors import generate_anchors
-from cyclesiam.config import Config
+from cyclesiam_train.config import Config
 from cyclesiam.crop import search_crop_size
 from cyclesiam.models.builder import build_model
 from cyclesiam.tracker import decode_response, hanning_window, postprocess

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import write_bag
 
-from cyclesiam.config import Config
+from cyclesiam_train.config import Config
 from cyclesiam.crop import crop_window, image_mean
 from cyclesiam_train.cycle import crop_batch, cycle_path
 from cyclesiam_train.data import (Clip, CycleDataset, DataError, StepSampler, cycle_frames, describe, discover_streams,
@@ -99,7 +99,7 @@ def test_samples_are_deterministic_and_canvas_matches_crop_geometry(tree_video) 
     ref = crop_window(img, (cx_img, cy_img), 511 / k, 511, image_mean(img)).transpose(2, 0, 1)
     assert np.abs(ref.astype(int) - a["frames"][0].numpy().astype(int)).max() <= 1
     # a search crop of the initial box: 255 px wide around the centre holds the target at 127/255 scale
-    p = cfg.tracker.context_amount * (box[2] + box[3])
+    p = cfg.train.context_amount * (box[2] + box[3])
     s_z = float(np.sqrt((box[2] + p) * (box[3] + p)))
     assert abs(s_z * 255 / 127 - 255) < 1e-3
     # the ellipse mask of the box is centred in the canvas

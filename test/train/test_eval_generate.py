@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cyclesiam.config import EvalConfig, SyntheticConfig, load_config
+from cyclesiam_train.config import EvalConfig, SyntheticConfig, load_config
 from cyclesiam_train.eval import cli, generate
 from cyclesiam_train.eval.baselines import OpenCVTracker, SiamTrackerAdapter
 from cyclesiam_train.eval.datasets import Sequence, load_dataset

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import stamp_of, write_bag
 
-from cyclesiam.config import SeedConfig
+from cyclesiam_train.config import SeedConfig
 from cyclesiam_train.data import discover_streams
 from cyclesiam_train.seeds import (SeedError, box_mask, build_seeds, contrast_scores, load_seed_file, random_box,
                                    vision_msgs_typestore, write_seed_file)

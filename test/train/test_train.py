@@ -141,7 +141,7 @@ def _free_port() -> int:
 DDP_SCRIPT = """
 import os, sys
 from safetensors.torch import save_file
-from cyclesiam.config import load_config, parse_dotted
+from cyclesiam_train.config import load_config, parse_dotted
 from cyclesiam_train.trainer import train
 bag, out = sys.argv[1], sys.argv[2]
 cfg = load_config(None, parse_dotted(sys.argv[3:]))

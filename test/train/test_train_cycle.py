@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from cyclesiam.config import Config
+from cyclesiam_train.config import Config
 from cyclesiam.models.builder import build_model
 from cyclesiam_train.cycle import STAT_KEYS, CycleModel, crop_batch, rescaled_window
 from cyclesiam_train.data import CycleDataset, discover_streams, make_clips
