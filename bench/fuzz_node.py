@@ -153,6 +153,7 @@ def track_clip(node: Node, frames, target_id: str, odd: list | None = None) -> l
     for index, frame in enumerate(frames[1:], start=1):
         if index == 31:
             for msg in odd or []:
+                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(session.next_stamp(), 1_000_000_000)
                 node.pub.publish(msg)
                 session.spin(0.1)
         stamp = session.next_stamp()
