@@ -176,6 +176,13 @@ class NodeSettings:
     image_qos_depth: int = setting(1, "image subscription queue depth (1: only the newest frame matters)",
                                    ge=1, le=100, restart=True)
     history_size: int = setting(30, "frames kept so set_target can use the frame its box was drawn on", ge=1, le=1000)
+    history_max_mb: int = setting(256, "MiB of pixels the frame history may hold (the newest frame is always kept)",
+                                  ge=1, le=65536)
+    history_reset_jump: float = setting(1.0, "s; a stamp this much older than the newest resets the frame history "
+                                        "(bag loop); a later-arriving older frame is stored in order, not tracked",
+                                        ge=0.0, le=3600.0)
+    max_image_pixels: int = setting(1 << 24, "images with more pixels (width x height) are refused before decoding",
+                                    ge=1, le=1 << 28)
     stamp_tolerance: float = setting(0.05, "max |stamp difference| (s) to match a set_target stamp to a stored frame",
                                      ge=0.0, le=10.0)
     max_targets: int = setting(16, "maximum number of simultaneous targets (hard ceiling 64: memory grows "
@@ -183,6 +190,8 @@ class NodeSettings:
     publish_mask: bool = setting(True, "publish ~/mask (union of target masks, mono8)")
     publish_debug_image: bool = setting(True, "publish ~/debug_image (only built while it has subscribers)")
     detector_min_score: float = setting(0.0, "~/target detections with a lower hypothesis score are ignored", **UNIT)
+    detector_match_iou: float = setting(0.3, "a ~/target detection without an id updates the target it overlaps "
+                                        "most at this IoU or more (else it starts a new target)", **UNIT)
     diagnostics_period: float = setting(1.0, "seconds between /diagnostics messages", ge=0.1, le=60.0)
     diagnostics_stale_after: float = setting(2.0, "/diagnostics WARN when no image arrived for this many seconds",
                                              ge=0.1, le=3600.0)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from typing import Sequence
-
 import numpy as np
 from sensor_msgs.msg import Image
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
@@ -33,10 +30,6 @@ def bbox_to_xywh(box: BoundingBox2D) -> tuple[float, float, float, float]:
     """vision_msgs box (center + size) -> (x, y, w, h); NaN/inf pass through for validation."""
     w, h = float(box.size_x), float(box.size_y)
     return float(box.center.position.x) - w / 2.0, float(box.center.position.y) - h / 2.0, w, h
-
-
-def is_finite_box(xywh: Sequence[float]) -> bool:
-    return all(math.isfinite(v) for v in xywh)
 
 
 def detection_msg(result, header, class_id: str) -> Detection2D:

@@ -4,7 +4,7 @@
 |---|---|---|---|
 | sub | `image` | sensor_msgs/Image | remap in launch; sensor-data QoS (reliability: `image_reliability`) |
 | sub | `image/compressed` | sensor_msgs/CompressedImage | when `input_transport: compressed` |
-| sub | `~/target` | vision_msgs/Detection2D | a detector's box becomes/updates a target |
+| sub | `~/target` | vision_msgs/Detection2D | a detector's box becomes/updates a target (no id: the one it overlaps) |
 | srv | `~/set_target` | cyclesiam_ros/srv/SetTarget | start/replace a target |
 | srv | `~/remove_target` | cyclesiam_ros/srv/RemoveTarget | one id, or all when empty |
 | pub | `~/detections` | vision_msgs/Detection2DArray | tracked targets; header = input image header |
@@ -42,11 +42,13 @@ from cyclesiam.default_model import resolve_checkpoint
 from cyclesiam.visualize import draw_results
 from cyclesiam_ros import messages
 from cyclesiam_ros.diagnostics import NodeStats, Thresholds, diagnostic_array, diagnostic_status
-from cyclesiam_ros.frame_history import Frame, FrameHistory
+from cyclesiam_ros.frame_history import Added, Frame, FrameHistory
 from cyclesiam_ros.image_conversion import ImageConversionError, compressed_to_bgr, image_to_bgr, mask_from_msg
+from cyclesiam_ros.log_throttle import ThrottledLogger, untrusted
 from cyclesiam_ros.msg import TrackStatusArray
 from cyclesiam_ros.parameters import check_changes, declare_parameters, settings_from_parameters
 from cyclesiam_ros.srv import RemoveTarget, SetTarget
+from cyclesiam_ros.target_requests import Refused, best_overlap, check_box, check_id, check_score
 from cyclesiam_ros.worker import NewestFrameWorker
 
 __all__ = ["NODE_NAME", "TrackerNode", "declare_parameters", "main"]
@@ -61,9 +63,11 @@ class TrackerNode(Node):
         self._lock = threading.Lock()  # guards self.tracker and self._class_ids
         self.stats = NodeStats()
         self._class_ids: dict[str, str] = {}
-        self._seen_image_errors: set[str] = set()
+        self._target_shape: tuple[int, ...] | None = None  # image shape the targets live in
+        self.log = ThrottledLogger(self.get_logger(), period_s=5.0)  # every line about untrusted input
         self.config, self.settings = settings_from_parameters(self)
-        self.history = FrameHistory(self.settings.history_size)
+        self.history = FrameHistory(self.settings.history_size, self.settings.history_max_mb << 20,
+                                    int(self.settings.history_reset_jump * 1e9))
         self.tracker = self.load_tracker()
         self.create_interfaces()
         self.add_on_set_parameters_callback(self.on_set_parameters)
@@ -84,8 +88,8 @@ class TrackerNode(Node):
         with self._lock:
             self.config, self.settings = checked
             self.tracker.cfg = dataclasses.replace(self.config.tracker)
-        if "history_size" in changes:
-            self.history.resize(self.settings.history_size)
+        self.history.resize(self.settings.history_size, self.settings.history_max_mb << 20)
+        self.history.reset_jump_ns = int(self.settings.history_reset_jump * 1e9)
         if "diagnostics_period" in changes:
             self._diagnostics_timer.timer_period_ns = int(self.settings.diagnostics_period * 1e9)
         return SetParametersResult(successful=True)
@@ -128,90 +132,109 @@ class TrackerNode(Node):
     # ------------------------------------------------------------------ input
 
     def on_image(self, msg: Image) -> None:
-        self._accept(msg.header, lambda: image_to_bgr(msg))
+        self._accept(msg.header, lambda: image_to_bgr(msg, self.settings.max_image_pixels))
 
     def on_compressed(self, msg: CompressedImage) -> None:
-        self._accept(msg.header, lambda: compressed_to_bgr(msg))
+        warn = lambda text: self.log.warning("decoder", f"image on {self.image_topic}: {text}")  # noqa: E731
+        self._accept(msg.header, lambda: compressed_to_bgr(msg, self.settings.max_image_pixels, warn))
 
     def _accept(self, header, convert) -> None:
+        """Convert and store a frame; only an in-order frame goes to the tracker (an older one
+        would step the targets back in time). Each kind of bad image is logged at once, then
+        at most every 5 s with the count held back."""
         received = time.monotonic()
         self.stats.input_arrived()
         try:
             image = convert()
         except ImageConversionError as exc:
             self.stats.bad_images += 1
-            self._log_bad_image(str(exc))
+            self.log.error(f"image_{exc.kind}", f"dropping image on {self.image_topic}: {exc}")
+            return
+        except Exception as exc:  # a subscription callback that raises stops the node: report instead
+            self.stats.bad_images += 1
+            self.log.error("image_internal", f"dropping image on {self.image_topic}: {untrusted(repr(exc), 200)}")
             return
         frame = Frame(stamp_ns=messages.stamp_ns(header), frame_id=header.frame_id, image=image, received=received, header=header)
-        if not self.history.add(frame):
-            self.get_logger().warning(
-                "image stamp went backwards (bag loop or clock reset): frame history cleared; targets kept",
-                throttle_duration_sec=2.0,
-            )
+        added = self.history.add(frame)
         self.stats.received += 1
+        if added in (Added.INSERTED, Added.DROPPED):
+            self.log.warning("stamp_order", f"image stamp {frame.stamp_ns} is older than the newest frame: "
+                             f"{added.value} in the frame history, not tracked")
+            return
+        if added is Added.RESET:
+            self.log.warning("stamp_reset", "image stamp went backwards by more than history_reset_jump (bag loop "
+                             "or clock reset): frame history cleared; targets kept")
         if self._worker.submit(frame):
             self.stats.dropped += 1
-
-    def _log_bad_image(self, reason: str) -> None:
-        """Each new kind of bad image is logged at once; repeats (a misconfigured camera at
-        30 Hz) are throttled."""
-        if reason not in self._seen_image_errors:
-            if len(self._seen_image_errors) > 100:
-                self._seen_image_errors.clear()
-            self._seen_image_errors.add(reason)
-            self.get_logger().error(f"dropping image on {self.image_topic}: {reason}")
-        else:
-            self.get_logger().error(f"dropping images on {self.image_topic}: {reason}", throttle_duration_sec=5.0)
 
     # ------------------------------------------------------------------ targets
 
     def on_set_target(self, request: SetTarget.Request, response: SetTarget.Response) -> SetTarget.Response:
+        """Start or replace a target; a refusal's reason goes back in `message` (and to the log,
+        throttled per kind of refusal); the success message names the box as clipped."""
+        response.success, response.id = False, untrusted(request.id)
         try:
-            ok, message, target_id = self.set_target(request.header, request.bbox, request.id, request.mask)
+            response.message, response.id = self._set_target(request.header, request.bbox, check_id(request.id),
+                                                              request.mask, "")
+            response.success = True
+        except Refused as exc:
+            response.message = str(exc)
+            self.log.warning(f"set_target_{exc.kind}", f"set_target refused: {exc}")
         except Exception as exc:  # never let a request take the node down
-            ok, message, target_id = False, f"internal error: {exc!r}", request.id
-        response.success, response.message, response.id = ok, message, target_id
-        if ok:
-            self.get_logger().info(f"set_target: {message}")
-        else:
-            self.get_logger().warning(f"set_target refused: {message}")
+            response.message = f"internal error: {untrusted(repr(exc), 200)}"
+            self.log.error("set_target_internal", f"set_target failed: {response.message}")
+        if response.success:
+            self.get_logger().info(f"set_target: {response.message}")
         return response
 
     def on_detector_target(self, msg: Detection2D) -> None:
-        score = msg.results[0].hypothesis.score if msg.results else 1.0
-        if score < self.settings.detector_min_score:
-            return
-        class_id = msg.results[0].hypothesis.class_id if msg.results else ""
-        ok, message, _ = self.set_target(msg.header, msg.bbox, msg.id, None, class_id=class_id)
-        if not ok:
-            self.get_logger().warning(f"~/target detection ignored: {message}", throttle_duration_sec=2.0)
+        """A detector's box: refused with a (throttled, per kind) reason, ignored below
+        detector_min_score, else it starts or updates a target; without an id it updates the
+        target it overlaps by detector_match_iou or more."""
+        try:
+            score = check_score(msg.results[0].hypothesis.score) if msg.results else 1.0
+            if score < self.settings.detector_min_score:
+                return
+            class_id = check_id(msg.results[0].hypothesis.class_id, "class_id") if msg.results else ""
+            target_id = check_id(msg.id) or self._overlapping_target(messages.bbox_to_xywh(msg.bbox))
+            self._set_target(msg.header, msg.bbox, target_id, None, class_id)
+        except Refused as exc:
+            self.log.warning(f"detection_{exc.kind}", f"~/target detection ignored: {exc}")
+        except Exception as exc:  # a subscription callback that raises stops the node: report instead
+            self.log.error("detection_internal", f"~/target detection failed: {untrusted(repr(exc), 200)}")
 
-    def set_target(self, header, bbox, target_id: str, mask_msg, class_id: str = "") -> tuple[bool, str, str]:
-        frame, error = self._frame_for(header)
-        if frame is None:
-            return False, error, target_id
-        xywh = messages.bbox_to_xywh(bbox)
-        if not messages.is_finite_box(xywh):
-            return False, f"box has NaN/inf values: {xywh}", target_id
+    def _overlapping_target(self, xywh) -> str:
+        with self._lock:
+            boxes = {tid: self.tracker.result(tid).bbox for tid in self.tracker.target_ids}
+        return best_overlap(xywh, boxes, self.settings.detector_match_iou) or ""
+
+    def _set_target(self, header, bbox, target_id: str, mask_msg, class_id: str) -> tuple[str, str]:
+        frame = self._frame_for(header)
+        box = check_box(messages.bbox_to_xywh(bbox), frame.image.shape)
         try:
             mask = mask_from_msg(mask_msg, frame.image.shape[1], frame.image.shape[0]) if mask_msg is not None else None
         except ImageConversionError as exc:
-            return False, f"bad mask: {exc}", target_id
+            raise Refused("mask", f"bad mask: {exc}") from None
         with self._lock:
+            others = [tid for tid in self.tracker.target_ids if tid != target_id]
             if target_id not in self.tracker.target_ids and len(self.tracker) >= self.settings.max_targets:
-                return False, f"already tracking max_targets={self.settings.max_targets} targets", target_id
+                raise Refused("max_targets", f"already tracking max_targets={self.settings.max_targets} targets")
+            if others and frame.image.shape != self._target_shape:
+                raise Refused("frame_size", f"the frame is {_size(frame.image.shape)} but the targets were set on "
+                              f"{_size(self._target_shape)} frames; remove them first (~/remove_target)")
             try:
-                new_id = self.tracker.add_target(frame.image, xywh, target_id or None, mask)
+                new_id = self.tracker.add_target(frame.image, box, target_id or None, mask)
             except ValueError as exc:
-                return False, str(exc), target_id
+                raise Refused("box", str(exc)) from None
             self._class_ids[new_id] = class_id
-        x, y, w, h = xywh
-        return True, f"tracking '{new_id}' from box x={x:.1f} y={y:.1f} w={w:.1f} h={h:.1f} at stamp {frame.stamp_ns}", new_id
+            self._target_shape = frame.image.shape
+        x, y, w, h = box
+        return f"tracking '{new_id}' from box x={x:.1f} y={y:.1f} w={w:.1f} h={h:.1f} at stamp {frame.stamp_ns}", new_id
 
-    def _frame_for(self, header) -> tuple[Frame | None, str]:
+    def _frame_for(self, header) -> Frame:
         latest = self.history.latest()
         if latest is None:
-            return None, f"no image received yet on {self.image_topic}"
+            raise Refused("no_image", f"no image received yet on {self.image_topic}")
         stamp = messages.stamp_ns(header)
         if stamp == 0:
             frame = latest
@@ -220,13 +243,14 @@ class TrackerNode(Node):
             frame = self.history.lookup(stamp, tolerance)
             if frame is None:
                 first, last = self.history.span()
-                return None, (
+                raise Refused("stamp", (
                     f"no stored frame within {tolerance / 1e6:.0f} ms of stamp {stamp} ns "
                     f"(history covers {first}..{last} ns; raise history_size or send a zero stamp)"
-                )
+                ))
         if header.frame_id and frame.frame_id and header.frame_id != frame.frame_id:
-            return None, f"box frame_id '{header.frame_id}' differs from the image frame_id '{frame.frame_id}'"
-        return frame, ""
+            raise Refused("frame_id", f"box frame_id '{untrusted(header.frame_id)}' differs from the image frame_id "
+                          f"'{untrusted(frame.frame_id)}'")
+        return frame
 
     def on_remove_target(self, request: RemoveTarget.Request, response: RemoveTarget.Response):
         with self._lock:
@@ -240,22 +264,34 @@ class TrackerNode(Node):
                 response.success, response.message = True, f"removed '{request.id}'"
             else:
                 response.success = False
-                response.message = f"unknown id '{request.id}'; known: {self.tracker.target_ids}"
-        self.get_logger().info(f"remove_target: {response.message}")
+                response.message = f"unknown id '{untrusted(request.id)}'; known: {self.tracker.target_ids}"
+        if response.success:
+            self.get_logger().info(f"remove_target: {response.message}")
+        else:
+            self.log.warning("remove_target", f"remove_target: {response.message}")
         return response
 
     # ------------------------------------------------------------------ processing
 
     def _on_process_error(self, frame: Frame, exc: Exception) -> None:
+        if not self.context.ok():  # Ctrl-C while a frame was in flight: publishing fails, nothing is wrong
+            return
         self.stats.errors += 1
-        self.get_logger().error(f"tracking failed on frame {frame.stamp_ns}: {exc!r}", throttle_duration_sec=2.0)
+        self.log.error("tracking", f"tracking failed on frame {frame.stamp_ns}: {untrusted(repr(exc), 200)}")
 
     def process(self, frame: Frame) -> None:
+        """Track and publish one frame. A frame of another size than the targets' is skipped
+        (targets kept, throttled warning): clamping the targets into it would lose them."""
         want_debug = self.settings.publish_debug_image and self.pub_debug.get_subscription_count() > 0
         want_mask = self.settings.publish_mask and self.pub_mask.get_subscription_count() > 0
         with self._lock:
             if len(self.tracker) == 0:
                 results, class_ids = [], {}
+            elif frame.image.shape != self._target_shape:  # a failed frame for /diagnostics
+                self.stats.errors += 1
+                self.log.warning("frame_size", f"skipping a {_size(frame.image.shape)} frame on {self.image_topic}: "
+                                 f"the targets were set on {_size(self._target_shape)} frames (kept)")
+                return
             else:
                 self.tracker.cfg.mask_enabled = self.config.tracker.mask_enabled and (want_mask or want_debug)
                 results = self.tracker.track(frame.image)
@@ -289,6 +325,10 @@ class TrackerNode(Node):
 
     def shutdown(self) -> None:
         self._worker.stop()
+
+
+def _size(shape: tuple[int, ...] | None) -> str:
+    return f"{shape[1]}x{shape[0]}" if shape else "no"
 
 
 def main(args: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ One node per module section keeps the suite fast; tests share it and reset targe
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import cv2
@@ -43,11 +44,13 @@ def shipped_checkpoint():
     return path
 
 
-@pytest.fixture(scope="module")
-def node_and_client(rclpy_context, tmp_path_factory, shipped_checkpoint):
-    tmp = tmp_path_factory.mktemp("node")
-    proc = start_node(tmp, shipped_checkpoint, "/t1", "/t1/camera/image_raw")
-    client = NodeClient(rclpy_context, "/t1", "/t1/camera/image_raw", subscribe_debug=True)
+@contextlib.contextmanager
+def running_node(rclpy_context, tmp, checkpoint, namespace: str, **client_options):
+    """A node under `namespace` (image on <namespace>/camera/image_raw) and a client session;
+    the node must exit cleanly (code 0) on SIGINT at the end."""
+    image_topic = f"{namespace}/camera/image_raw"
+    proc = start_node(tmp, checkpoint, namespace, image_topic)
+    client = NodeClient(rclpy_context, namespace, image_topic, **client_options)
     try:
         client.wait_ready(90)
     except TimeoutError:
@@ -57,6 +60,13 @@ def node_and_client(rclpy_context, tmp_path_factory, shipped_checkpoint):
     client.close()
     code = proc.stop()
     assert code == 0, f"node exited with {code}:\n{proc.output()[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def node_and_client(rclpy_context, tmp_path_factory, shipped_checkpoint):
+    with running_node(rclpy_context, tmp_path_factory.mktemp("node"), shipped_checkpoint, "/t1",
+                      subscribe_debug=True) as pair:
+        yield pair
 
 
 @pytest.fixture
