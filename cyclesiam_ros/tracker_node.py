@@ -473,6 +473,8 @@ class NodeStats:
 
 
 def main(args: list[str] | None = None) -> int:
+    from cyclesiam.device import DeviceError
+
     rclpy.init(args=args)
     node = None
     try:
@@ -482,7 +484,7 @@ def main(args: list[str] | None = None) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except FileNotFoundError as exc:  # missing checkpoint: one clear line, non-zero exit
+    except (FileNotFoundError, DeviceError) as exc:  # missing checkpoint, no CUDA: one clear line, non-zero exit
         print(f"[{NODE_NAME}] error: {exc}", flush=True)
         return 2
     finally:
