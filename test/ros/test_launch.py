@@ -119,12 +119,13 @@ def probe(rclpy_context):
 
 @pytest.fixture
 def launched(tmp_path):
-    """`launched(node_name, *args)`: a running launch; stopped with SIGINT (Ctrl-C) at the end,
-    and whatever it left running killed so that one failure does not spoil the next tests."""
+    """`launched(node_name, *args)`: a running launch with arguments `args`; stopped with SIGINT (Ctrl-C)
+    at the end, and whatever it left running for `node_name` killed so that one failure does not spoil
+    the next tests."""
     started = []
 
     def start(node_name: str, *args: str, extra_prefixes=()):
-        child = start_launch(tmp_path, f"node_name:={node_name}", *args, extra_prefixes=extra_prefixes)
+        child = start_launch(tmp_path, *args, extra_prefixes=extra_prefixes)
         started.append((child, node_name))
         return child
 
@@ -158,7 +159,7 @@ def _assert_fails_without_node(child, node_name: str, expect: str) -> str:
 @needs_launch
 @pytest.mark.slow
 def test_defaults_take_the_shipped_yaml(probe, launched):
-    child = launched("cyclesiam_tracker")
+    child = launched("cyclesiam_tracker")  # no arguments at all
     _assert_up(probe, child, "/cyclesiam_tracker")
     params = get_parameters(probe, "/cyclesiam_tracker", READ_AT_START)
     shipped = _shipped_parameters()
@@ -180,7 +181,7 @@ def test_user_yaml_reaches_the_node_and_arguments_given_override_it(probe, launc
               device: cpu
               backend: torch
         """))
-    child = launched("yaml_tracker", f"params_file:={params_file}", "image_reliability:=best_effort")
+    child = launched("yaml_tracker", "node_name:=yaml_tracker", f"params_file:={params_file}", "image_reliability:=best_effort")
     _assert_up(probe, child, "/yaml_tracker")
     params = get_parameters(probe, "/yaml_tracker", READ_AT_START)
     assert params == {
@@ -213,7 +214,7 @@ def test_namespace_node_name_and_the_readme_cli_round_trip(probe, launched, read
     from cyclesiam_ros.msg import TrackStatusArray
 
     fqn = "/arm_cam/cli_tracker"
-    child = launched("cli_tracker", "namespace:=arm_cam", "image:=camera/image_raw")
+    child = launched("cli_tracker", "node_name:=cli_tracker", "namespace:=arm_cam", "image:=camera/image_raw")
     try:
         _assert_up(probe, child, fqn)
         frame = _one_frame(read_frames, tree_video)
@@ -277,7 +278,7 @@ def test_rviz_without_rviz2_fails_cleanly_and_starts_nothing(launched):
         pytest.skip("rviz2 is installed here")
     except (PackageNotFoundError, OSError):
         pass
-    child = launched("rviz_tracker", "rviz:=true")
+    child = launched("rviz_tracker", "node_name:=rviz_tracker", "rviz:=true")
     _assert_fails_without_node(child, "rviz_tracker", "rviz2")
 
 
@@ -312,7 +313,7 @@ def _display_topics(config: Path) -> dict:
 def test_rviz_topics_follow_namespace_and_node_name(launched, tmp_path):
     """Defect 3: config/tracker.rviz named /cyclesiam_tracker/... literally."""
     config_copy = _rviz_standin(tmp_path / "rviz_prefix")
-    child = launched("rviz_ns_tracker", "namespace:=arm_cam", "image:=/arm_cam/color/image_raw", "rviz:=true",
+    child = launched("rviz_ns_tracker", "node_name:=rviz_ns_tracker", "namespace:=arm_cam", "image:=/arm_cam/color/image_raw", "rviz:=true",
                      extra_prefixes=[tmp_path / "rviz_prefix"])
     assert _wait_file(config_copy, 30), child.output()[-3000:]
     topics = set(_display_topics(config_copy).values())
@@ -330,7 +331,7 @@ def _wait_file(path: Path, timeout: float) -> bool:
 @pytest.mark.slow
 def test_a_node_that_dies_ends_the_launch_with_a_non_zero_code(launched, tmp_path):
     """Defect 5: `ros2 launch` exited 0 when the node died (here: a checkpoint that does not exist)."""
-    child = launched("dying_tracker", f"checkpoint:={tmp_path / 'missing.safetensors'}")
+    child = launched("dying_tracker", "node_name:=dying_tracker", f"checkpoint:={tmp_path / 'missing.safetensors'}")
     out = _assert_fails_without_node(child, "dying_tracker", "missing.safetensors")
     assert "Traceback" not in out, out
 
@@ -339,7 +340,7 @@ def test_a_node_that_dies_ends_the_launch_with_a_non_zero_code(launched, tmp_pat
 def test_a_missing_params_file_is_an_error(launched, tmp_path):
     """Defect 5: a missing params_file only warned and the node ran on built-in defaults."""
     missing = tmp_path / "no_such_params.yaml"
-    child = launched("params_tracker", f"params_file:={missing}")
+    child = launched("params_tracker", "node_name:=params_tracker", f"params_file:={missing}")
     _assert_fails_without_node(child, "params_tracker", str(missing))
 
 
@@ -351,6 +352,6 @@ def test_cuda_without_cuda_is_a_one_line_error(launched):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    child = launched("cuda_tracker", "device:=cuda")
+    child = launched("cuda_tracker", "node_name:=cuda_tracker", "device:=cuda")
     out = _assert_fails_without_node(child, "cuda_tracker", "CUDA is not available")
     assert "Traceback" not in out, out
