@@ -17,7 +17,7 @@ from pathlib import Path
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, Shutdown
 from launch.conditions import evaluate_condition_expression
-from launch.event_handlers import OnProcessExit
+from launch.event_handlers import OnProcessExit, OnShutdown
 from launch.events.process import ProcessExited
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -80,7 +80,10 @@ def launch_setup(context: LaunchContext) -> list:
     if with_rviz:
         fqn = node_fqn(cfg["namespace"], cfg["node_name"])
         config = write_rviz_config(fqn, resolve_topic(image, cfg["namespace"], fqn))
-        actions.append(Node(package="rviz2", executable="rviz2", arguments=["-d", config], output="screen"))
+        actions += [
+            Node(package="rviz2", executable="rviz2", arguments=["-d", config], output="screen"),
+            RegisterEventHandler(OnShutdown(on_shutdown=lambda *_: Path(config).unlink(missing_ok=True))),
+        ]
     return actions
 
 

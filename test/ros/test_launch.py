@@ -287,6 +287,7 @@ def test_rviz_without_rviz2_fails_cleanly_and_starts_nothing(launched):
 _RVIZ_STANDIN = """#!/usr/bin/env python3
 import shutil, signal, sys, time
 shutil.copy(sys.argv[sys.argv.index("-d") + 1], sys.argv[0] + ".config")
+open(sys.argv[0] + ".args", "w").write(" ".join(sys.argv[1:]))
 signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
 while True:
     time.sleep(0.1)
@@ -318,6 +319,11 @@ def test_rviz_topics_follow_namespace_and_node_name(launched, tmp_path):
     assert _wait_file(config_copy, 30), child.output()[-3000:]
     topics = set(_display_topics(config_copy).values())
     assert topics == {"/arm_cam/rviz_ns_tracker/debug_image", "/arm_cam/rviz_ns_tracker/mask", "/arm_cam/color/image_raw"}
+    rviz_args = Path(str(config_copy)[: -len(".config")] + ".args").read_text().split()
+    generated = Path(rviz_args[rviz_args.index("-d") + 1])
+    assert generated.is_file()
+    assert child.stop(timeout=20) == 0, child.output()[-3000:]
+    assert not generated.exists(), "the generated RViz config outlived the launch"
 
 
 def _wait_file(path: Path, timeout: float) -> bool:
