@@ -115,9 +115,11 @@ if [[ -d "$ROS2_LAUNCH/wheels" ]]; then
   LAUNCH_HASH="$(hash_of "${LAUNCH_WHEELS[@]}" "$ROS2_LAUNCH"/composition_interfaces/{CMakeLists.txt,package.xml} "$ROS2_LAUNCH"/composition_interfaces/srv/*)"
   if [[ "$(cat "$LAUNCH_STAMP" 2>/dev/null)" != "$LAUNCH_HASH" ]]; then
     log "installing ROS 2 launch, launch_ros, the ros2 CLI and colcon from $ROS2_LAUNCH (tests only)"
-    "$VPY" -m pip install -q --disable-pip-version-check --no-deps "${LAUNCH_WHEELS[@]}"
+    # their PyPI dependencies first: the wheels name ament_index_python etc., which the PyPI ROS
+    # wheels provide under ros-jazzy-* names, so they go in with --no-deps (and no false alarm)
     "$VPY" -m pip install -q --disable-pip-version-check \
       osrf-pycommon importlib-metadata argcomplete psutil importlib-resources colcon-common-extensions
+    "$VPY" -m pip install -q --disable-pip-version-check --no-deps "${LAUNCH_WHEELS[@]}"
     fix_cmake_paths
     mkdir -p build
     rm -rf build/composition_interfaces
