@@ -7,6 +7,10 @@ import importlib.util
 import torch
 
 
+class DeviceError(RuntimeError):
+    """The requested device does not exist on this machine."""
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """The torch device for a config string; a clear error when CUDA is asked for but absent."""
     name = (name or "auto").strip().lower()
@@ -16,10 +20,10 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device '{name}' requested but CUDA is not available (torch {torch.__version__})")
+            raise DeviceError(f"device '{name}' requested but CUDA is not available (torch {torch.__version__})")
         device = torch.device(name)
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise RuntimeError(f"device '{name}' requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+            raise DeviceError(f"device '{name}' requested but only {torch.cuda.device_count()} CUDA device(s) exist")
         return device
     raise ValueError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N")
 

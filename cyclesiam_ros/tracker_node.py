@@ -332,6 +332,8 @@ def _size(shape: tuple[int, ...] | None) -> str:
 
 
 def main(args: list[str] | None = None) -> int:
+    from cyclesiam.device import DeviceError
+
     rclpy.init(args=args)
     node = None
     try:
@@ -341,8 +343,8 @@ def main(args: list[str] | None = None) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (FileNotFoundError, ConfigError, InvalidParameterValueException) as exc:
-        # a missing checkpoint or a parameter outside its range: one clear line, non-zero exit
+    except (FileNotFoundError, DeviceError, ConfigError, InvalidParameterValueException) as exc:
+        # a missing checkpoint, no CUDA, a parameter outside its range: one clear line, non-zero exit
         print(f"[{NODE_NAME}] error: {exc}", flush=True)
         return 2
     finally:

