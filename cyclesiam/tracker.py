@@ -37,8 +37,7 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -49,9 +48,8 @@ from cyclesiam.config import ModelConfig, TrackerConfig, response_size
 from cyclesiam.crop import CropBatch, image_mean, template_crop_sizes, to_bgr
 from cyclesiam.distractors import distractor_factors, find_distractors
 from cyclesiam.mask import backproject_mask, box_polygon, largest_component, rotated_box
-
-if TYPE_CHECKING:
-    from cyclesiam.config import Config
+from cyclesiam.runtime.backend import NetworkBackend
+from cyclesiam.runtime.torch_backend import TorchBackend
 
 TRACKING = "tracking"
 LOST = "lost"
@@ -76,71 +74,6 @@ class TrackResult:
     # cosine similarity of the template-sized crop at the box to the template (the LOST rule's
     # second signal); NaN when this frame did not measure it
     similarity: float = math.nan
-
-
-# --------------------------------------------------------------------------- network backend
-
-
-class NetworkBackend(Protocol):
-    """The only place the network is called. Inputs are BGR float32 crops 0..255, NCHW (CPU)."""
-
-    name: str  # "torch" | "onnxruntime": what runtime.backend resolved to
-    has_mask: bool
-
-    def template(self, z: torch.Tensor) -> torch.Tensor:
-        """[B, 3, T, T] -> template features [B, C, t, t] (kept per target by the tracker)."""
-
-    def track(self, zf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """zf [B, C, t, t], x [B, 3, S, S] -> (cls [B, 2k, R, R], loc [B, 4k, R, R], feat [B, F, R, R])."""
-
-    def mask(self, feat: torch.Tensor) -> torch.Tensor:
-        """feat [N, F] (gathered at the chosen positions) -> mask logits [N, M*M]."""
-
-
-class TorchBackend:
-    """`NetworkBackend` over a `SiameseNet` in eval mode, on any torch device."""
-
-    name = "torch"
-
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        device: torch.device | str = "cpu",
-        half: bool = False,
-        channels_last: bool = False,
-        has_mask: bool | None = None,
-    ) -> None:
-        self.device = torch.device(device)
-        self.dtype = torch.float16 if (half and self.device.type == "cuda") else torch.float32
-        self.channels_last = channels_last
-        model = model.to(self.device).eval()
-        if self.dtype == torch.float16:
-            model = model.half()
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model
-        if has_mask is None:
-            has_mask = getattr(model, "mask_head", None) is not None
-        self.has_mask = has_mask
-
-    def _input(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, dtype=self.dtype, non_blocking=True)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
-
-    @torch.inference_mode()
-    def template(self, z: torch.Tensor) -> torch.Tensor:
-        return self.model.template(self._input(z))
-
-    @torch.inference_mode()
-    def track(self, zf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        cls, loc, feat = self.model.track(zf, self._input(x))
-        return cls.float(), loc.float(), feat
-
-    @torch.inference_mode()
-    def mask(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.model.mask(feat).float()
 
 
 # --------------------------------------------------------------------------- pure post-processing
@@ -891,40 +824,19 @@ class SiamTracker:
             self._responses[score_size] = resp
         return resp
 
-    # ----------------------------------------------------------------- construction
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, cfg: "Config") -> "SiamTracker":
-        """Tracker with the model of a checkpoint (its stored model config wins) on cfg.runtime.device."""
-        return build_tracker(cfg, checkpoint=path)
-
-
-def build_tracker(cfg: "Config", checkpoint: str | Path | None = None) -> SiamTracker:
-    """A tracker from the whole config: checkpoint weights when given, else a random-init model."""
-    from cyclesiam.onnx_backend import make_backend  # onnx/onnxruntime are imported only when used
-
-    if cfg.runtime.threads > 0:
-        torch.set_num_threads(cfg.runtime.threads)  # process-wide, as the config documents
-    model, model_cfg = _load_model(cfg, checkpoint)
-    # torch on its device, or onnxruntime (exported and cached on demand); unknown names raise
-    backend = make_backend(cfg, model, model_cfg, checkpoint)
-    return SiamTracker(backend, cfg.tracker, model_cfg, getattr(backend, "device", "cpu"))
-
-
-def _load_model(cfg: "Config", checkpoint: str | Path | None) -> tuple[torch.nn.Module, ModelConfig]:
-    from cyclesiam.models.builder import build_model
-
-    if checkpoint:
-        from cyclesiam.checkpoint import load_model
-
-        model, model_cfg, _metadata = load_model(checkpoint)  # the checkpoint's model config wins
-    else:
-        model, model_cfg = build_model(cfg.model), cfg.model
-    return model, model_cfg
-
 
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000.0
+
+
+def __getattr__(name: str):
+    # backwards-compatible `cyclesiam.tracker.build_tracker` for call sites outside the core until
+    # they import `cyclesiam.build`; resolved on use, so this module never imports cyclesiam.build
+    if name == "build_tracker":
+        from cyclesiam.build import build_tracker
+
+        return build_tracker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
@@ -935,7 +847,6 @@ __all__ = [
     "SiamTracker",
     "TorchBackend",
     "TrackResult",
-    "build_tracker",
     "decode_response",
     "hanning_window",
     "next_state",

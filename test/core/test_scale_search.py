@@ -13,7 +13,8 @@ import torch
 from cyclesiam.config import Config, TrackerConfig
 from cyclesiam.default_model import default_checkpoint
 from cyclesiam.sources import ImageFolderSource
-from cyclesiam.tracker import (PostResult, build_tracker, check_tracker_config, pick_scales, pick_template_scales,
+from cyclesiam.build import build_tracker
+from cyclesiam.tracker import (PostResult, check_tracker_config, pick_scales, pick_template_scales,
                               scale_bias, scale_factors, template_similarity)
 
 IMAGE = (480, 640)

@@ -13,7 +13,8 @@ from cyclesiam.models.builder import build_model
 from cyclesiam.models.fuse import prepare_for_inference
 from cyclesiam.crop import CropBatch, to_bgr
 from cyclesiam.sources import ImageFolderSource
-from cyclesiam.tracker import LOST, TRACKING, SiamTracker, TorchBackend, build_tracker
+from cyclesiam.build import build_tracker
+from cyclesiam.tracker import LOST, TRACKING, SiamTracker, TorchBackend
 
 BOXES = [(260.0, 170.0, 120.0, 110.0), (60.0, 60.0, 70.0, 50.0), (450.0, 300.0, 90.0, 140.0)]
 
@@ -247,14 +248,14 @@ def test_build_tracker_from_config():
     assert r.state == TRACKING and r.mask is None
 
 
-def test_from_checkpoint_uses_the_checkpoint_model(tmp_path, model_cfg, cube_frames):
+def test_build_from_checkpoint_uses_the_checkpoint_model(tmp_path, model_cfg, cube_frames):
     from cyclesiam.checkpoint import save_checkpoint
 
     torch.manual_seed(1)
     path = save_checkpoint(tmp_path / "light.safetensors", build_model(model_cfg), model_cfg)
     cfg = Config()  # says mobilenet_v2: the checkpoint's stored model config wins
     cfg.runtime.device = "cpu"
-    tracker = SiamTracker.from_checkpoint(path, cfg)
+    tracker = build_tracker(cfg, checkpoint=path)
     assert tracker.model_cfg.backbone == "light"
     tracker.add_target(cube_frames[0], BOXES[0])
     assert tracker.track(cube_frames[1])[0].state == TRACKING
