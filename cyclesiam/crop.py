@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 import torch
 
+from cyclesiam.tracking.decode import context_side
+
 
 def to_bgr(image: np.ndarray) -> np.ndarray:
     """A 3-channel BGR uint8 view/copy of a grey (HxW, HxWx1), BGR or BGRA uint8 image."""
@@ -38,15 +40,13 @@ def to_bgr(image: np.ndarray) -> np.ndarray:
 
 def template_crop_size(w: float, h: float, context: float = 0.5) -> float:
     """Side of the template window in image pixels: s_z = sqrt((w+p)(h+p)), p = context*(w+h)."""
-    p = context * (w + h)
-    return math.sqrt((w + p) * (h + p))
+    return float(template_crop_sizes(np.array([[w, h]]), context)[0])
 
 
 def template_crop_sizes(sizes: np.ndarray, context: float = 0.5) -> np.ndarray:
-    """Vectorised `template_crop_size` for sizes [N, 2] (w, h) -> [N]."""
-    sizes = np.asarray(sizes, dtype=np.float64)
-    p = context * sizes.sum(axis=-1)
-    return np.sqrt((sizes[..., 0] + p) * (sizes[..., 1] + p))
+    """`template_crop_size` for sizes [N, 2] (w, h) -> [N] (the decode's context side, float64)."""
+    sizes = torch.from_numpy(np.array(sizes, dtype=np.float64))
+    return context_side(sizes[..., 0], sizes[..., 1], context).numpy()
 
 
 def search_crop_size(w: float, h: float, context: float, search_size: int, template_size: int) -> float:

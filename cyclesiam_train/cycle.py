@@ -27,13 +27,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from cyclesiam import bbox
 from cyclesiam.anchors import generate_anchors
+from cyclesiam.tracking import decode
 from cyclesiam_train.config import ModelConfig, TrackerConfig, TrainConfig
 from cyclesiam_train import labels as label_ops
 from cyclesiam_train import losses
@@ -79,9 +79,8 @@ def crop_batch(images: torch.Tensor, pad: torch.Tensor, centers: torch.Tensor, s
 
 
 def context_side(sizes: torch.Tensor, context: float) -> torch.Tensor:
-    """Template window side sqrt((w+p)(h+p)), p = context (w + h), for sizes [B, 2] -> [B]."""
-    p = context * sizes.sum(dim=1)
-    return torch.sqrt((sizes[:, 0] + p) * (sizes[:, 1] + p))
+    """Template window side (cyclesiam.tracking.decode.context_side) for sizes [B, 2] -> [B]."""
+    return decode.context_side(sizes[:, 0], sizes[:, 1], context)
 
 
 def rescaled_window(target_center: torch.Tensor, shift: torch.Tensor, side: torch.Tensor, factor: torch.Tensor,
@@ -116,11 +115,10 @@ class CycleModel(nn.Module):
 
     # -- helpers -------------------------------------------------------------------------
     def _anchors(self, r: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Anchors [A, 4] and the cosine window [A] of an R x R map (cached)."""
+        """Anchors [A, 4] and the cosine window [A] (float64) of an R x R map (cached)."""
         if r not in self._anchor_cache:
             anchors = torch.from_numpy(generate_anchors(self.model_cfg.anchor, r))
-            hann = np.outer(np.hanning(r), np.hanning(r)).astype(np.float32).reshape(-1)
-            window = torch.from_numpy(np.tile(hann, self.model_cfg.anchor.num_anchors))
+            window = torch.from_numpy(decode.cosine_window(r, self.model_cfg.anchor.num_anchors))
             self._anchor_cache[r] = (anchors, window)
         anchors, window = self._anchor_cache[r]
         return anchors.to(device), window.to(device)
@@ -128,7 +126,7 @@ class CycleModel(nn.Module):
     def _template(self, z_img: torch.Tensor, z_pad: torch.Tensor, center: torch.Tensor,
                   size: torch.Tensor) -> torch.Tensor:
         """Template features of the target (center, size) in z_img."""
-        z_side = context_side(size, self.tracker_cfg.context_amount)
+        z_side = context_side(size, self.train_cfg.context_amount)
         return self.net.template(crop_batch(z_img, z_pad, center, z_side, self.model_cfg.template_size))
 
     def _search(self, zf: torch.Tensor, x_img: torch.Tensor, x_pad: torch.Tensor, x_center: torch.Tensor,
@@ -144,43 +142,21 @@ class CycleModel(nn.Module):
     def decode_best(self, cls: torch.Tensor, loc: torch.Tensor, center: torch.Tensor, size: torch.Tensor,
                     x_side: torch.Tensor, bounds: torch.Tensor, min_size: torch.Tensor,
                     window_influence: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """SiamRPN post-processing, batched: best anchor -> new (center [B,2], size [B,2]) in canvas px, score [B].
-
-        Penalty exp(-(r_c s_c - 1) k), cosine window blend, size smoothing lr * penalty * score, clipped
-        to the image bounds (x1, y1, x2, y2) and a minimum size. Differentiable in cls/loc (except argmax).
-        """
+        """The tracker's SiamRPN decode (cyclesiam.tracking.decode), batched: best anchor -> new
+        (center [B,2], size [B,2]) in canvas px, score [B], clipped to the image bounds (x1, y1, x2, y2)
+        and a minimum size. The penalty's context is the crops' (train_cfg.context_amount).
+        Differentiable in cls/loc (except argmax)."""
         tc = self.tracker_cfg
-        k = self.model_cfg.anchor.num_anchors
-        r = cls.shape[-1]
-        anchors, window = self._anchors(r, cls.device)
-        score = losses.flatten_cls(cls, k).exp()[..., 1]  # [B, A]
-        pred = bbox.decode(losses.flatten_loc(loc, k), anchors[None])  # [B, A, 4] crop px, rel. centre
+        anchors, window = self._anchors(cls.shape[-1], cls.device)
+        # in the state's precision (float32 in training, also under autocast)
+        score, pred = decode.decode_response(cls.to(center.dtype), loc.to(center.dtype), anchors)
         scale = self.model_cfg.search_size / x_side  # crop px per canvas px, [B]
-        tgt = size * scale[:, None]  # previous size in crop px
-
-        def change(ratio: torch.Tensor) -> torch.Tensor:
-            return torch.maximum(ratio, 1.0 / ratio)
-
-        def sz(w: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-            p = (w + h) * 0.5
-            return torch.sqrt((w + p) * (h + p))
-
-        pw, ph = pred[..., 2].clamp(min=1e-3), pred[..., 3].clamp(min=1e-3)
-        s_c = change(sz(pw, ph) / sz(tgt[:, 0:1], tgt[:, 1:2]))
-        r_c = change((tgt[:, 0:1] / tgt[:, 1:2]) / (pw / ph))
-        penalty = torch.exp(-(r_c * s_c - 1.0) * tc.penalty_k)
         wi = tc.window_influence if window_influence is None else window_influence
-        pscore = penalty * score * (1.0 - wi) + window[None] * wi
-        best = pscore.argmax(dim=1)
-        idx = best[:, None]
-        box = pred.gather(1, idx[:, :, None].expand(-1, 1, 4))[:, 0] / scale[:, None]
-        lr = (penalty.gather(1, idx) * score.gather(1, idx))[:, 0] * tc.lr
-        new_center = center + box[:, :2]
-        new_size = size * (1.0 - lr[:, None]) + box[:, 2:] * lr[:, None]
-        lo, hi = bounds[:, :2], bounds[:, 2:]
-        new_center = torch.maximum(torch.minimum(new_center, hi), lo)
-        new_size = torch.maximum(torch.minimum(new_size, hi - lo), min_size[:, None].expand_as(new_size))
-        return new_center, new_size, score.gather(1, idx)[:, 0]
+        choice = decode.choose(score, pred, size * scale[:, None], window.to(score.dtype), wi, tc.penalty_k,
+                               self.train_cfg.context_amount)
+        new_center, new_size, _ = decode.step(center, size, choice, scale, tc.lr, bounds[:, :2], bounds[:, 2:],
+                                              min_size)
+        return new_center, new_size, choice.score
 
     # -- the cycle -----------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor], label_seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,14 +186,14 @@ class CycleModel(nn.Module):
         for h in range(len(path) - 2):
             a, b = path[h], path[h + 1]
             with torch.set_grad_enabled(diff and torch.is_grad_enabled()):
-                x_side = context_side(size, self.tracker_cfg.context_amount) * ratio
+                x_side = context_side(size, self.train_cfg.context_amount) * ratio
                 cls, loc, _ = self._hop(frame(a), pad[:, a], center, size, frame(b), pad[:, b], center, x_side)
                 center, size, _ = self.decode_best(cls, loc, center, size, x_side, bounds[:, b], min_size)
             if not diff:
                 center, size = center.detach(), size.detach()
         # final hop: template from the last middle frame, search t1 around the shifted initial box
         a, b = path[-2], path[-1]
-        side0 = context_side(init[:, 2:], self.tracker_cfg.context_amount) * ratio * batch["jitter"].float()
+        side0 = context_side(init[:, 2:], self.train_cfg.context_amount) * ratio * batch["jitter"].float()
         crop_scale = mc.search_size / side0  # crop px per canvas px
         x_center = init[:, :2] - batch["shift"].float() / crop_scale[:, None]
         zf = self._template(frame(a), pad[:, a], center, size)

@@ -15,7 +15,8 @@ from cyclesiam.config import AnchorConfig, Config, TrackerConfig
 from cyclesiam.default_model import default_checkpoint
 from cyclesiam.distractors import distractor_factors, find_distractors, local_peaks
 from cyclesiam.sources import ImageFolderSource
-from cyclesiam.tracker import build_tracker, check_tracker_config
+from cyclesiam.build import build_tracker
+from cyclesiam.tracker import check_tracker_config
 
 R = 25
 

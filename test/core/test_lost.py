@@ -12,7 +12,8 @@ import pytest
 from cyclesiam.config import Config, TrackerConfig
 from cyclesiam.default_model import default_checkpoint
 from cyclesiam.sources import ImageFolderSource
-from cyclesiam.tracker import LOST, TRACKING, build_tracker
+from cyclesiam.build import build_tracker
+from cyclesiam.tracker import LOST, TRACKING
 
 CUBE_BOX = (315, 205, 129, 145)  # the cube on the first mbt_cube frame
 

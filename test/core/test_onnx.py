@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,13 @@ import cyclesiam
 from cyclesiam.config import Config, ConfigError, ModelConfig, RuntimeConfig, merge, to_dict
 from cyclesiam.device import resolve_backend
 from cyclesiam.models.builder import build_model
-from cyclesiam.onnx_backend import (
-    OnnxBackend, OnnxError, check_on_frames, compare_with_torch, dynamic_conv_weights, ensure_exported,
-    export_model, file_sha256, make_backend, read_metadata, real_crops, select_providers, within_tolerance,
-)
+from cyclesiam.build import build_tracker, make_backend
+from cyclesiam.runtime.onnx_cache import cache_dirs, ensure_exported, file_sha256, in_install_tree
+from cyclesiam.runtime.onnx_check import check_on_frames, compare_with_torch, real_crops, within_tolerance
+from cyclesiam.runtime.onnx_export import dynamic_conv_weights, export_model
+from cyclesiam.runtime.onnx_format import OnnxError, read_metadata
+from cyclesiam.runtime.onnx_session import OnnxBackend, select_providers
 from cyclesiam.sources import ImageFolderSource
-from cyclesiam.tracker import build_tracker
 
 CPU = RuntimeConfig(providers=["CPUExecutionProvider"], threads=2)
 
@@ -285,6 +287,23 @@ def test_read_only_checkpoint_dir_falls_back_to_user_cache(ckpt, tmp_path, monke
     finally:
         ro.chmod(0o755)
     assert out.directory == tmp_path / "xdg" / "cyclesiam" / "onnx" / file_sha256(copy_ckpt)[:16]
+
+
+def test_checkpoint_in_an_install_tree_caches_in_the_user_cache(tmp_path, monkeypatch):
+    """A colcon install space (or any Python prefix / site-packages) is never written into."""
+    install = tmp_path / "install"
+    share = install / "cyclesiam_ros" / "share" / "cyclesiam_ros" / "models"
+    share.mkdir(parents=True)
+    (install / "local_setup.sh").write_text("# colcon\n")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    sha = "ab" * 32
+    assert in_install_tree(share / "m.safetensors")
+    assert cache_dirs(share / "m.safetensors", sha) == [tmp_path / "xdg" / "cyclesiam" / "onnx" / sha[:16]]
+    assert in_install_tree(Path(sys.prefix) / "share" / "m.safetensors")
+    source = tmp_path / "src" / "models"
+    source.mkdir(parents=True)
+    assert not in_install_tree(source / "m.safetensors")
+    assert cache_dirs(source / "m.safetensors", sha)[0] == source / ".onnx_cache" / sha[:16]
 
 
 def test_auto_backend_is_onnxruntime_on_the_cpu_and_torch_on_cuda_or_without_it(ckpt, monkeypatch):

@@ -13,8 +13,11 @@ import torch
 from cyclesiam.config import Config, TrackerConfig
 from cyclesiam.default_model import default_checkpoint
 from cyclesiam.sources import ImageFolderSource
-from cyclesiam.tracker import (PostResult, build_tracker, check_tracker_config, pick_scales, pick_template_scales,
-                              scale_bias, scale_factors, template_similarity)
+from cyclesiam.build import build_tracker
+from cyclesiam.tracker import PostResult, check_tracker_config
+from cyclesiam.tracking.scale.common import scale_factors, template_similarity
+from cyclesiam.tracking.scale.score import pick_scales, scale_bias, scale_biases
+from cyclesiam.tracking.scale.template import pick_template_scales
 
 IMAGE = (480, 640)
 
@@ -112,10 +115,10 @@ def test_scale_calibration_is_measured_per_target_and_only_used_at_its_scales(cu
     assert np.allclose(factors, scale_factors(tracker.cfg)) and bias.shape == (3,)
     assert bias[1] == 1.0 and np.all((bias > 0) & (bias <= 1))
     members = [tracker._targets[plain], tracker._targets[calibrated]]
-    rows = tracker._scale_biases(members, scale_factors(tracker.cfg))
+    rows = scale_biases(members, scale_factors(tracker.cfg))
     assert np.allclose(rows[0], 1.0) and np.allclose(rows[1], bias)
     tracker.cfg.scale_step = 1.05  # measured at other scales: not applied
-    assert np.allclose(tracker._scale_biases(members, scale_factors(tracker.cfg)), 1.0)
+    assert np.allclose(scale_biases(members, scale_factors(tracker.cfg)), 1.0)
     tracker.track(frame)  # and tracking runs with it
     tracker.cfg.scale_from = "template"  # not measured for the template scale
     assert tracker._targets[tracker.add_target(frame, (315.0, 205.0, 129.0, 145.0))].scale_bias is None
@@ -180,3 +183,16 @@ def test_shipped_model_follows_a_zoom_better_with_scale_search(cube_frames_dir, 
     without = _final_size_ratio(path, 1, images, boxes, scale_from=scale_from)  # size from the (scale-blind) regression
     assert 0.8 < with_search < 1.25, with_search
     assert abs(np.log(with_search)) < abs(np.log(without)) - 0.05, (with_search, without)
+
+
+def test_scale_strategies_come_from_the_existing_keys():
+    from cyclesiam.tracking.scale import SCALE_STRATEGIES, scale_strategy
+    from cyclesiam.tracking.scale.none import RegressionScale
+    from cyclesiam.tracking.scale.score import ScoreScale
+    from cyclesiam.tracking.scale.template import TemplateScale
+
+    assert isinstance(scale_strategy(TrackerConfig(scale_from="template", scale_steps=5)), TemplateScale)
+    assert isinstance(scale_strategy(TrackerConfig(scale_from="score", scale_steps=3)), ScoreScale)
+    for source in ("template", "score"):  # one scale: the box regression's size, whatever scale_from says
+        assert type(scale_strategy(TrackerConfig(scale_from=source, scale_steps=1))) is RegressionScale
+    assert set(SCALE_STRATEGIES) == {"none", "score", "template"}

@@ -13,7 +13,9 @@ from cyclesiam.models.builder import build_model
 from cyclesiam.models.fuse import prepare_for_inference
 from cyclesiam.crop import CropBatch, to_bgr
 from cyclesiam.sources import ImageFolderSource
-from cyclesiam.tracker import LOST, TRACKING, SiamTracker, TorchBackend, build_tracker
+from cyclesiam.build import build_tracker
+from cyclesiam.tracker import LOST, TRACKING, SiamTracker, TorchBackend
+from cyclesiam.tracking.state import TrackState
 
 BOXES = [(260.0, 170.0, 120.0, 110.0), (60.0, 60.0, 70.0, 50.0), (450.0, 300.0, 90.0, 140.0)]
 
@@ -126,6 +128,26 @@ def test_results_masks_and_timing(model, model_cfg, cube_frames):
     assert res2.mask is None
     np.testing.assert_allclose(res2.polygon, [[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
     np.testing.assert_allclose(res2.bbox, res.bbox)  # the mask never changes the box
+
+
+def test_want_masks_per_call_overrides_the_config(model, model_cfg, cube_frames):
+    tracker = _tracker(model, model_cfg, mask_enabled=True)
+    tracker.add_target(cube_frames[0], BOXES[0])
+    (without,) = tracker.track(cube_frames[1], want_masks=False)
+    assert without.mask is None and tracker.cfg.mask_enabled  # the config is not written
+    tracker.cfg.mask_enabled = False
+    (forced,) = tracker.track(cube_frames[2], want_masks=True)
+    assert forced.mask is not None and forced.mask.shape == cube_frames[2].shape
+    (default,) = tracker.track(cube_frames[3])
+    assert default.mask is None
+
+
+def test_state_is_a_str_enum(model, model_cfg, cube_frames):
+    tracker = _tracker(model, model_cfg)
+    tracker.add_target(cube_frames[0], BOXES[0])
+    (res,) = tracker.track(cube_frames[1])
+    assert isinstance(res.state, TrackState) and res.state == "tracking" and f"{res.state}" == "tracking"
+    assert TrackState.LOST == LOST == "lost"
 
 
 class ShapeRecordingBackend(TorchBackend):
@@ -247,14 +269,14 @@ def test_build_tracker_from_config():
     assert r.state == TRACKING and r.mask is None
 
 
-def test_from_checkpoint_uses_the_checkpoint_model(tmp_path, model_cfg, cube_frames):
+def test_build_from_checkpoint_uses_the_checkpoint_model(tmp_path, model_cfg, cube_frames):
     from cyclesiam.checkpoint import save_checkpoint
 
     torch.manual_seed(1)
     path = save_checkpoint(tmp_path / "light.safetensors", build_model(model_cfg), model_cfg)
     cfg = Config()  # says mobilenet_v2: the checkpoint's stored model config wins
     cfg.runtime.device = "cpu"
-    tracker = SiamTracker.from_checkpoint(path, cfg)
+    tracker = build_tracker(cfg, checkpoint=path)
     assert tracker.model_cfg.backbone == "light"
     tracker.add_target(cube_frames[0], BOXES[0])
     assert tracker.track(cube_frames[1])[0].state == TRACKING
