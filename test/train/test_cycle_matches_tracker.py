@@ -55,6 +55,7 @@ def test_middle_hop_decode_matches_tracker_postprocessing(context: float):
 def test_training_precision_decode_stays_within_float32_of_the_tracker():
     """In training the hops run in float32: the same choice, boxes within float32 rounding."""
     cfg = Config()
+    cfg.train.context_amount = cfg.tracker.context_amount  # one context for both sides
     k, r = cfg.model.anchor.num_anchors, cfg.model.score_size
     generator = torch.Generator().manual_seed(5)
     cls = torch.randn(3, 2 * k, r, r, generator=generator) * 2.0
