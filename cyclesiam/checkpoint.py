@@ -122,7 +122,10 @@ def _check_container(p: Path) -> None:
             f"{p}: is a zip archive (torch.save format); CycleSiam checkpoints are safetensors and "
             "pickled files are never loaded (unpickling can run arbitrary code)"
         )
-    if head[:1] == b"\x80" or p.suffix in (".pth", ".pt", ".pkl", ".pickle", ".ckpt"):
+    # a pickle starts with 0x80; so does a safetensors file whose header length's low byte is 0x80 (its
+    # ninth byte is then the header's "{"): one model file in 256 was refused as a pickle before
+    pickle_magic = head[:1] == b"\x80" and head[8:9] != b"{"
+    if pickle_magic or p.suffix in (".pth", ".pt", ".pkl", ".pickle", ".ckpt"):
         raise CheckpointError(
             f"{p}: looks like a pickle / torch.save file; CycleSiam checkpoints are .safetensors and "
             "pickled files are never loaded (unpickling can run arbitrary code)"
