@@ -11,7 +11,7 @@ trips of many seed boxes) runs for BASE and for the adapted model over the same 
 RUN_DIR/model.safetensors becomes the adapted model only when the check calls it better; until then,
 and otherwise, it is a copy of BASE. RUN_DIR/report.md says which and why; RUN_DIR/before_after.png
 shows it; RUN_DIR/train/ is the training run (its model.safetensors is the adapted model, kept either
-way; `cyclesiam-train --resume RUN_DIR/train` continues it).
+way; `cyclesiam-train --resume RUN_DIR/train --set train.steps=N` continues it).
 
 The budget covers the whole command: training stops when the time left is what the base model's
 check took (the adapted model's check takes as long). Exit codes: 0 done, 2 bad input,
@@ -102,8 +102,9 @@ def copy_model(src: Path, dst: Path) -> Path:
     return write_atomically(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
-def held_out(data: Sequence[str], topics: Sequence[str], holdout: float) -> tuple[list[Any], list[tuple[int, int]]]:
-    """Every recording's source and its held-out frame range (the last `holdout` share)."""
+def held_out_trips(data: Sequence[str], topics: Sequence[str], holdout: float, trips: int, length: int,
+                   seed: int) -> tuple[list[Any], list[check.Trip]]:
+    """Every recording's stream and the check's round trips on its held-out frames (the last `holdout` share)."""
     from cyclesiam_train.data import discover_streams
 
     streams = discover_streams(data, topics)
@@ -111,7 +112,9 @@ def held_out(data: Sequence[str], topics: Sequence[str], holdout: float) -> tupl
     short = [s.name for s, (lo, hi) in zip(streams, ranges) if hi - lo < 2]
     if short:
         raise SourceError(f"too short to hold out {holdout:.0%} for the check (need >= 2 frames): {short}")
-    return streams, ranges
+    plan = check.plan_trips([s.source for s in streams], ranges, trips, length, np.random.default_rng(seed),
+                            check.seed_config())
+    return streams, plan
 
 
 def adapt(data: Sequence[str], out: str | Path, *, base: str | Path | None = None, topics: Sequence[str] = (),
@@ -131,10 +134,9 @@ def adapt(data: Sequence[str], out: str | Path, *, base: str | Path | None = Non
         if topics:
             cfg.train.topics = list(topics)
         model = copy_model(base_path, out / MODEL_FILE)  # the model to use is BASE until the adapted one is better
-        streams, ranges = held_out(data, cfg.train.topics, holdout)
+        streams, plan = held_out_trips(data, cfg.train.topics, holdout, trips, length, seed)
         sources = [s.source for s in streams]
         eval_cfg = check.eval_config({"runtime": {"threads": threads}}, device=cfg.runtime.device)
-        plan = check.plan_trips(sources, ranges, trips, length, np.random.default_rng(seed), check.seed_config())
         log(f"label-free check: {len(plan)} round trips on the last {holdout:.0%} of {len(sources)} recording(s)")
         base_results = check.measure(base_path, sources, plan, eval_cfg)
         check_seconds = time.monotonic() - t0
