@@ -14,7 +14,7 @@ import os
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -51,18 +51,38 @@ def save_checkpoint(path: str | Path, model: nn.Module, model_cfg: ModelConfig, 
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "provenance": json.dumps(dict(provenance or {}), sort_keys=True, default=str),
     }
+    return write_atomically(p, lambda tmp: save_file(state, tmp, metadata=metadata))
+
+
+def write_atomically(path: str | Path, write: Callable[[str], None]) -> Path:
+    """`write(temporary path)` beside `path`, fsync, rename over `path`, fsync the directory: a kill at any
+    moment leaves either the old file or the new one, never a partial one (only `.NAME.*.tmp` leftovers)."""
+    p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(state, tmp, metadata=metadata)
+        write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    try:  # make the rename durable
+        dir_fd = os.open(str(p.parent), os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
     return p
+
+
+def stale_temporaries(directory: str | Path) -> list[Path]:
+    """Leftovers of `write_atomically` calls that were killed before their rename."""
+    return sorted(p for p in Path(directory).glob(".*.tmp") if p.is_file())
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelConfig, dict[str, Any]]:
@@ -102,7 +122,10 @@ def _check_container(p: Path) -> None:
             f"{p}: is a zip archive (torch.save format); CycleSiam checkpoints are safetensors and "
             "pickled files are never loaded (unpickling can run arbitrary code)"
         )
-    if head[:1] == b"\x80" or p.suffix in (".pth", ".pt", ".pkl", ".pickle", ".ckpt"):
+    # a pickle starts with 0x80; so does a safetensors file whose header length's low byte is 0x80 (its
+    # ninth byte is then the header's "{"): one model file in 256 was refused as a pickle before
+    pickle_magic = head[:1] == b"\x80" and head[8:9] != b"{"
+    if pickle_magic or p.suffix in (".pth", ".pt", ".pkl", ".pickle", ".ckpt"):
         raise CheckpointError(
             f"{p}: looks like a pickle / torch.save file; CycleSiam checkpoints are .safetensors and "
             "pickled files are never loaded (unpickling can run arbitrary code)"

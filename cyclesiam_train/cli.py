@@ -1,12 +1,17 @@
 """`cyclesiam-train`: self-supervised cycle training from rosbags, videos and image folders.
 
     cyclesiam-train --config config/train.yaml --data PATH... --out RUN_DIR [--topic T ...]
-                    [--seeds FILE | --seed-topic T] [--backbone-weights F] [--resume RUN_DIR]
+                    [--seeds FILE | --seed-topic T] [--backbone-weights F | --init-from CHECKPOINT]
+                    [--resume RUN_DIR]
                     [--set key=value ...] [--device D]
 
 Each PATH is a rosbag2 folder (MCAP or SQLite3), a ROS 1 .bag, a video file or an image folder.
 Without --topic every image topic of every bag is used. Multi-process: `torchrun --nproc_per_node N
 -m cyclesiam_train.cli ...` (or the `cyclesiam-train` script under torchrun).
+
+--init-from starts from a tracker checkpoint (e.g. models/cyclesiam_default.safetensors) and takes
+its model config. RUN_DIR/model.safetensors is rewritten at every checkpoint and when stopped, so a
+stopped run always leaves a model `cyclesiam-track --checkpoint` loads.
 
 Exit codes: 0 done, 2 bad input (message names the file/key), 128+N stopped by signal N
 (checkpoint written; continue with --resume RUN_DIR).
@@ -20,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from cyclesiam.checkpoint import CheckpointError
 from cyclesiam_train.config import Config, ConfigError, from_dict, load_config, merge, parse_dotted
 from cyclesiam.sources import SourceError
 from cyclesiam_train.seeds import SeedError
@@ -35,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     seeds = p.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", metavar="FILE", help="seeds YAML (bag, topic, stamp|frame, box, mask)")
     seeds.add_argument("--seed-topic", metavar="T", help="recorded vision_msgs/Detection2DArray topic")
-    p.add_argument("--backbone-weights", metavar="F", help="ImageNet backbone weights (torchvision layout)")
+    init = p.add_mutually_exclusive_group()
+    init.add_argument("--backbone-weights", metavar="F", help="ImageNet backbone weights (torchvision layout)")
+    init.add_argument("--init-from", metavar="CHECKPOINT",
+                      help="start from this tracker checkpoint's weights and model config (e.g. the shipped model)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides, e.g. train.steps=500 model.backbone=light")
@@ -87,6 +96,18 @@ def resolve_run(args: argparse.Namespace) -> tuple[Config, list[str], Path, bool
     return cfg, list(args.data), Path(args.out), False
 
 
+def init_checkpoint(args: argparse.Namespace) -> Path | None:
+    """The --init-from checkpoint (checked to exist); not with --resume (the run's state has the weights)."""
+    if not args.init_from:
+        return None
+    if args.resume:
+        raise ConfigError("--init-from applies to a new run; --resume continues from the run's own checkpoint")
+    path = Path(args.init_from)
+    if not path.is_file():
+        raise ConfigError(f"--init-from: checkpoint not found: {path}")
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = "cyclesiam-train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
@@ -94,9 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cyclesiam_train.trainer import train
 
     try:
+        init_from = init_checkpoint(args)
         cfg, data, run_dir, resume = resolve_run(args)
-        result = train(cfg, data, run_dir, resume=resume, command=command, progress=not args.no_progress)
-    except (ConfigError, SourceError, SeedError, StateError, FileExistsError, FileNotFoundError) as exc:
+        result = train(cfg, data, run_dir, resume=resume, command=command, progress=not args.no_progress,
+                       init_from=init_from)
+    except (ConfigError, SourceError, SeedError, StateError, CheckpointError, FileExistsError,
+            FileNotFoundError) as exc:
         print(f"cyclesiam-train: error: {exc}", file=sys.stderr)
         return 2
     return result.exit_code

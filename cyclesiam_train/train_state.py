@@ -2,14 +2,13 @@
 
 Tensors (model weights and buffers, SGD momentum buffers, torch/CUDA RNG states) are safetensors
 tensors; everything else (step, config, Python/NumPy RNG states as lists, optimiser hyper-parameters,
-data list, loss) is JSON in the file's metadata. Writes are atomic (temporary file + fsync +
-rename), so a kill at any moment leaves the previous checkpoint intact.
+data list, loss) is JSON in the file's metadata. Writes are atomic (`write_atomically`: temporary file
++ fsync + rename), so a kill at any moment leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from cyclesiam.checkpoint import stale_temporaries, write_atomically
 
 FORMAT = "cyclesiam-train-state/1"
 STATE_FILE = "checkpoint.safetensors"
@@ -74,20 +75,17 @@ def save_state(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.
     tensors.update(rng_tensors)
     meta = {"format": FORMAT, "step": int(step), "param_groups": groups, "rng": rng_meta,
             "scaler": scaler_state or {}, "info": info}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT, "state": json.dumps(meta)})
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    try:  # make the rename durable
-        dir_fd = os.open(str(path.parent), os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return path
+    return write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT,
+                                                                                "state": json.dumps(meta)}))
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete the half-written temporary files a killed run left in `run_dir` (never read: only
+    complete files are renamed into place). Returns what was removed."""
+    stale = stale_temporaries(run_dir)
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

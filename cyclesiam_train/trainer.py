@@ -9,6 +9,14 @@ Resume is exact: every random choice is a function of (train.seed, step, rank) -
 label sampling and the global torch RNG are re-seeded per step - and the checkpoint holds model,
 optimiser and step. SIGINT/SIGTERM finish the current step, write the checkpoint and return
 128 + signal number (a second Ctrl-C aborts at once).
+
+Every checkpoint also writes RUN_DIR/model.safetensors (the tracker's checkpoint format, with
+provenance), so a stopped or killed run always leaves a model `cyclesiam-track` loads. Both files
+are written atomically; a kill leaves the previous pair intact.
+
+`init_from` starts from a tracker checkpoint's weights (and its model config) instead of ImageNet;
+`holdout` keeps the last share of every stream out of training (cyclesiam-adapt evaluates on it);
+`deadline` (time.monotonic()) ends the run early like a finished one, with a checkpoint and model.
 """
 
 from __future__ import annotations
@@ -34,7 +42,8 @@ from cyclesiam_train.cycle import STAT_KEYS, CycleModel
 from cyclesiam_train.data import CycleDataset, StepSampler, describe, discover_streams, make_clips, to_device, worker_init
 from cyclesiam_train.metrics_log import MetricsLog, Progress, plot_losses
 from cyclesiam_train.seeds import build_seeds
-from cyclesiam_train.train_state import STATE_FILE, load_model_state, load_optimizer_state, read_state, save_state, set_rng_state
+from cyclesiam_train.train_state import (STATE_FILE, load_model_state, load_optimizer_state, read_state,
+                                        remove_stale_temporaries, save_state, set_rng_state)
 
 MODEL_FILE = "model.safetensors"
 
@@ -44,8 +53,8 @@ class TrainResult:
     run_dir: Path
     step: int  # steps completed
     final_loss: float  # mean total loss over the last log window (nan if no step ran)
-    interrupted: bool
-    exit_code: int  # 0 done, 128 + signal when stopped by a signal
+    interrupted: bool  # stopped by a signal
+    exit_code: int  # 0 done (or out of time), 128 + signal when stopped by a signal
     net: torch.nn.Module  # the trained SiameseNet (this rank's copy)
 
 
@@ -79,6 +88,21 @@ class StopSignals:
 def step_seed(seed: int, step: int, rank: int) -> int:
     """Deterministic per-(seed, step, rank) seed for torch RNG and label sampling."""
     return (int(seed) * 1_000_003 + int(step) * 7_919 + int(rank) * 104_729) % (2**63 - 1)
+
+
+def head_frames(num_frames: int, holdout: float) -> int:
+    """Frames of a stream left for training when its last `holdout` share is held out (at least 2)."""
+    if not 0.0 <= holdout < 1.0:
+        raise config_mod.ConfigError(f"holdout must be in [0, 1), got {holdout}")
+    return min(num_frames, max(2, int(math.floor(num_frames * (1.0 - holdout)))))
+
+
+def hold_out_tails(streams: Sequence[Any], holdout: float) -> None:
+    """Shorten every stream to its head (training never samples the held-out tail)."""
+    for s in streams:
+        s.num_frames = head_frames(s.num_frames, holdout)
+        if s.stamps is not None:
+            s.stamps = s.stamps[:s.num_frames]
 
 
 def learning_rate(cfg: config_mod.TrainConfig, step: int) -> float:
@@ -152,7 +176,8 @@ class Trainer:
     """Holds the run's pieces; `run()` trains from the current step to `train.steps`."""
 
     def __init__(self, cfg: Config, data: Sequence[str], run_dir: str | Path, *, resume: bool = False,
-                 command: str = "", log: Callable[[str], None] = print, progress: bool = True):
+                 command: str = "", log: Callable[[str], None] = print, progress: bool = True,
+                 init_from: str | Path | None = None, holdout: float = 0.0, deadline: float | None = None):
         self.cfg = cfg
         self.data = [str(p) for p in data]
         self.run_dir = Path(run_dir)
@@ -167,13 +192,23 @@ class Trainer:
         elif (self.run_dir / STATE_FILE).exists():
             raise FileExistsError(f"{self.run_dir} already holds a training checkpoint: use --resume {self.run_dir} "
                                   f"or another --out")
+        self.init_from, self.holdout, self.deadline = (str(init_from) if init_from else ""), float(holdout), deadline
+        if state is not None:
+            info = state[1].get("info", {})
+            self.init_from, self.holdout = info.get("init_from", ""), float(info.get("holdout", 0.0))
+        initial = self._initial_weights() if state is None and self.init_from else None
         self.streams = discover_streams(self.data, cfg.train.topics)
+        if self.holdout > 0:
+            hold_out_tails(self.streams, self.holdout)
         self.clips = make_clips(self.streams, cfg.train.clip_length)
         self.seeds, seed_desc = build_seeds(cfg.train.seeds, self.streams)
         self.log(describe(self.streams, self.clips, self.seeds, seed_desc))
         torch.manual_seed(cfg.train.seed)
         weights = "" if state is not None else (cfg.train.backbone_weights or "")
-        self.net = build_model(cfg.model, weights or None).to(self.info.device)
+        self.net = build_model(cfg.model, None if initial is not None else (weights or None))
+        if initial is not None:
+            self.net.load_state_dict(initial, strict=True)
+        self.net = self.net.to(self.info.device)
         self.model = CycleModel(self.net, cfg.model, cfg.tracker, cfg.train).to(self.info.device)
         self.optimizer = make_optimizer(self.net, cfg.train)
         self.use_amp = bool(cfg.train.amp) and self.info.device.type == "cuda"
@@ -185,6 +220,16 @@ class Trainer:
         self._ddp: torch.nn.Module | None = None
 
     # -- state ---------------------------------------------------------------------------
+    def _initial_weights(self) -> dict[str, torch.Tensor]:
+        """The init_from checkpoint's weights; the run takes its model config (the weights fix the shapes)."""
+        from cyclesiam.checkpoint import read_checkpoint
+
+        weights, model_cfg, _meta = read_checkpoint(self.init_from)
+        if model_cfg != self.cfg.model:
+            self.log(f"model config taken from {self.init_from} (backbone {model_cfg.backbone})")
+            self.cfg.model = model_cfg
+        return weights
+
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         where = str(self.run_dir / STATE_FILE)
         load_model_state(self.net, {k: v.to(self.info.device) for k, v in tensors.items()}, where)
@@ -199,13 +244,19 @@ class Trainer:
         return {"command": self.command, "config": config_mod.to_dict(self.cfg),
                 "data": [{"path": s.path, "topic": s.topic, "kind": s.kind, "frames": s.num_frames,
                           "bytes": s.size_bytes} for s in self.streams],
-                "seed": self.cfg.train.seed, "steps": self.step, "loss": loss, "world_size": self.info.world}
+                "seed": self.cfg.train.seed, "steps": self.step, "loss": loss, "world_size": self.info.world,
+                "init_from": self.init_from, "holdout": self.holdout}
 
     def save(self, loss: float) -> None:
+        """The resumable state, then the model a tracker loads (both atomic)."""
         if self.info.is_main:
             save_state(self.run_dir / STATE_FILE, self.net, self.optimizer, self.step, self.info_dict(loss),
                        self.scaler.state_dict() if self.use_amp else None)
+            self.export(loss)
         dist_mod.barrier(self.info)
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
     # -- model wrapping ------------------------------------------------------------------
     def _wrapped(self) -> torch.nn.Module:
@@ -273,6 +324,7 @@ class Trainer:
         t = self.cfg.train
         if self.info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(self.run_dir)
         dist_mod.barrier(self.info)
         metrics = MetricsLog(self.run_dir, enabled=self.info.is_main, resume_step=self.step)
         bar = Progress(t.steps, self.step, enabled=self.progress and self.info.is_main)
@@ -294,11 +346,11 @@ class Trainer:
                         metrics.write(self._record(done - 1, stats, cps))
                     if t.plot_every and done % t.plot_every == 0 and self.info.is_main:
                         plot_losses(self.run_dir)
-                    stop = dist_mod.any_rank(signals.signum is not None, self.info)
+                    stop = dist_mod.any_rank(signals.signum is not None or self.out_of_time(), self.info)
                     if stop or done % t.checkpoint_every == 0 or done == t.steps:
                         self.save(_mean(recent))
                     if stop:
-                        interrupted = True
+                        interrupted = signals.signum is not None
                         break
         finally:
             signals.restore()
@@ -311,7 +363,6 @@ class Trainer:
         else:
             code = 0
             if self.info.is_main:
-                self.export(final)
                 plot_losses(self.run_dir) if (self.run_dir / "metrics.jsonl").is_file() else None
                 self.log(f"done: {self.step} steps, final loss {final:.4f}; model {self.run_dir / MODEL_FILE}")
         dist_mod.barrier(self.info)
@@ -355,9 +406,11 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def train(cfg: Config, data: Sequence[str], run_dir: str | Path, *, resume: bool = False, command: str = "",
-          log: Callable[[str], None] = print, progress: bool = True) -> TrainResult:
-    """Train (or resume) a run; returns when `train.steps` are done or a signal stopped it."""
-    trainer = Trainer(cfg, data, run_dir, resume=resume, command=command, log=log, progress=progress)
+          log: Callable[[str], None] = print, progress: bool = True, init_from: str | Path | None = None,
+          holdout: float = 0.0, deadline: float | None = None) -> TrainResult:
+    """Train (or resume) a run; returns when `train.steps` are done, the deadline passed or a signal stopped it."""
+    trainer = Trainer(cfg, data, run_dir, resume=resume, command=command, log=log, progress=progress,
+                      init_from=init_from, holdout=holdout, deadline=deadline)
     try:
         return trainer.run()
     finally:

@@ -37,7 +37,7 @@ def first_box(name: str) -> list[float]:
 
 def generated_clips(out: Path, count: int) -> list[dict]:
     """`count` generated sequences (seed 0) as OTB folders under `out`."""
-    from cyclesiam.config import SyntheticConfig
+    from cyclesiam_train.config import SyntheticConfig
     from cyclesiam_train.eval.generate import generate
 
     specs = generate(out, SyntheticConfig(seed=0, num_sequences=count), bag=False)

@@ -239,3 +239,44 @@ def test_source_errors(tmp_path):
         ImageFolderSource(bad_image).frame(0)
     with pytest.raises(SourceError, match="not a bag"):
         open_source(empty, topic="/cam")
+
+
+def _cut(bag: Path, dest: Path, share: float) -> Path:
+    """A copy of `bag` whose storage file stops after `share` of its bytes (a recorder killed mid-write)."""
+    import shutil
+
+    shutil.copytree(bag, dest)
+    storage = next(p for p in dest.iterdir() if p.suffix in (".mcap", ".db3"))
+    data = storage.read_bytes()
+    storage.write_bytes(data[: int(len(data) * share)])
+    return dest
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_truncated_bag_reads_its_complete_part_with_one_warning(tmp_path, tree_video, read_frames, storage):
+    from cyclesiam.sources import TruncatedBagWarning
+
+    frames = read_frames(tree_video, 16)
+    bag = write_ros2_bag(tmp_path / "bag", frames, storage)
+    cut = _cut(bag, tmp_path / "cut", 0.6)
+    with pytest.warns(TruncatedBagWarning) as record:
+        topics = list_image_topics(cut)
+        sources = [BagSource(cut, "/cam/rgb8"), BagSource(cut, "/cam/png/compressed")]
+        again = BagSource(cut / next(p.name for p in cut.iterdir() if p.suffix in (".mcap", ".db3")), "/cam/rgb8")
+    assert len([w for w in record if issubclass(w.category, TruncatedBagWarning)]) == 1
+    message = str(record[0].message)
+    assert str(cut) in message and "truncated" in message
+    assert "/cam/rgb8" in {t.topic for t in topics}
+    full = BagSource(bag, "/cam/rgb8")
+    # a real prefix: some frames lost, most kept, each kept one exactly the recorded one
+    assert 0.3 * len(full) < len(sources[0]) < len(full) and len(again) == len(sources[0])
+    for i in (0, len(sources[0]) - 1):
+        assert np.array_equal(sources[0].frame(i), full.frame(i))
+        assert sources[0].stamp(i) == full.stamp(i)
+    assert sources[1].frame(len(sources[1]) - 1).shape == frames[0].shape
+
+
+def test_bag_cut_before_any_message_is_an_error(ros2_bag, tmp_path):
+    cut = _cut(ros2_bag, tmp_path / "cut", 0.0)
+    with pytest.raises(SourceError, match=str(cut)):
+        BagSource(cut, "/cam/rgb8")

@@ -120,7 +120,8 @@ def test_resume_after_sigterm_gives_the_same_next_step_loss(tmp_path, tiny_clip,
     _t, meta = read_state(run)
     stopped = meta["step"]
     assert 2 <= stopped < 6
-    assert not (run / "model.safetensors").exists()
+    assert not list(run.glob(".*.tmp")), "temporary files left behind"
+    _assert_track_cli_loads(run / "model.safetensors", stopped, bag)  # a stopped run leaves a usable model
     assert main(["--resume", str(run), "--no-progress"]) == 0
     ref_m, run_m = _metrics(ref), _metrics(run)
     assert [r["step"] for r in run_m] == list(range(6))
@@ -130,6 +131,42 @@ def test_resume_after_sigterm_gives_the_same_next_step_loss(tmp_path, tiny_clip,
     a, b = load_file(str(ref / "model.safetensors")), load_file(str(run / "model.safetensors"))
     assert a.keys() == b.keys()
     assert max(float((a[k].float() - b[k].float()).abs().max()) for k in a) < 1e-5  # identical up to float noise
+
+
+def _assert_track_cli_loads(model: Path, steps: int, clip: Path) -> None:
+    """`cyclesiam-track --checkpoint MODEL` runs on a real clip, and the model says which step it is."""
+    from cyclesiam.checkpoint import read_checkpoint
+
+    assert read_checkpoint(model)[2]["provenance"]["steps"] == steps
+    proc = subprocess.run([sys.executable, "-m", "cyclesiam.cli.track", str(clip), "--box", "120,60,80,90",
+                           "--checkpoint", str(model), "--device", "cpu", "--set", "runtime.backend=torch",
+                           "--no-progress"],
+                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_init_from_starts_at_the_checkpoints_weights(tmp_path, tiny_clip, light_overrides) -> None:
+    from cyclesiam.checkpoint import read_checkpoint
+
+    bag, _ = tiny_clip
+    first, second = tmp_path / "first", tmp_path / "second"
+    sets = [*light_overrides, "train.checkpoint_every=100"]
+    assert main(["--data", str(bag), "--out", str(first), "--no-progress", "--set", *sets, "train.steps=2",
+                 "train.lr=0.05"]) == 0
+    # lr 0: the second run's model is the first run's weights exactly (not a fresh init); its config comes
+    # from the checkpoint even though the command line asks for another backbone
+    assert main(["--data", str(bag), "--out", str(second), "--no-progress", "--init-from",
+                 str(first / "model.safetensors"), "--set", *sets, "model.backbone=mobilenet_v2", "train.steps=1",
+                 "train.lr=0.0", "train.momentum=0.0", "train.weight_decay=0.0"]) == 0
+    a, cfg_a, _ = read_checkpoint(first / "model.safetensors")
+    b, cfg_b, meta = read_checkpoint(second / "model.safetensors")
+    assert cfg_b == cfg_a and cfg_b.backbone == "light"
+    from cyclesiam.models.builder import build_model
+
+    params = [name for name, _ in build_model(cfg_a).named_parameters()]
+    assert all(torch.equal(a[k], b[k]) for k in params)
+    assert meta["provenance"]["init_from"] == str(first / "model.safetensors")
+    assert main(["--resume", str(second), "--init-from", str(first / "model.safetensors"), "--no-progress"]) == 2
 
 
 def _free_port() -> int:
