@@ -191,9 +191,9 @@ def cmd_grabcut(args: argparse.Namespace) -> None:
         mask = grabcut_mask(source.frame(f), seed, args.grow, args.convex, prior if f not in keep and not args.no_prior else None)
         if not plausible(mask, seed) and f not in keep:  # the prior led astray: start from the box alone
             mask = grabcut_mask(source.frame(f), seed, args.grow, args.convex)
-        if args.texture:
+        if args.texture or args.hull:
             region = seed if f in keep else grow(between(rows, keep, f) if args.between else seed, args.grow)
-            mask = add_texture(source.frame(f), mask, region, args.texture)
+            mask = add_texture(source.frame(f), mask, region, args.texture or np.inf)
         if not plausible(mask, seed):
             mask[:] = 0
         if f not in keep:
@@ -330,6 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--grow", type=float, default=0.15)
     g.add_argument("--convex", action="store_true")
     g.add_argument("--texture", type=float, help="also count pixels of local std above this as target (see add_texture)")
+    g.add_argument("--hull", action="store_true", help="convex hull of the mask inside the box (--keep) / search region")
     g.add_argument("--between", action="store_true", help="with --texture: search between the neighbouring --keep boxes")
     g.add_argument("--no-prior", action="store_true", help="seed every keyframe with the box alone, not the previous mask")
     s = sub.add_parser("set")
