@@ -23,7 +23,7 @@ MIN_CLIPS = 8  # the set's totals (two annotators); checked strictly once that m
 KEYS = ("frames", "count", "size", "origin", "target", "attributes", "split", "trained_on_by_shipped_model", "masks", "annotator")
 ATTRIBUTES = {"large-close", "out-of-plane", "scale-x2", "fast-blur", "partial-occlusion", "look-alikes", "out-of-view", "illumination", "low-res"}
 BORDER_SLACK = 0.10  # amodal boxes may run past the image by this share of the side
-MASK_SLACK = 2.0  # px the modal mask may stick out of the hand-read box (edge reading tolerance)
+MASK_SLACK = 4.0  # px the modal mask may stick out of the hand-read box: the protocol's loosest edge tolerance
 MIN_KEYFRAMES = 25
 
 
