@@ -6,11 +6,15 @@
         then 3x zoomed, contrast-stretched windows on the four box edges with a labelled
         10 px grid in frame coordinates; read the edges off these and correct.
     scripts/annotate_render.py grabcut CLIP --frames SPEC [--seed x,y,w,h] [--masks SPEC]
-        [--keep SPEC] [--grow 0.15] [--convex]
-        proposal + mask: cv2.grabCut seeded with a rectangle = the previous keyframe's box
-        (or --seed, a box placed by hand, for the first one) grown by --grow; the box is the
-        extreme points of the largest component. Rows in --keep (hand-read) are not replaced,
-        only used as seeds. Masks are written for the --masks frames.
+        [--keep SPEC] [--grow 0.15] [--convex] [--no-prior] [--hull] [--texture T] [--between]
+        proposal + mask: cv2.grabCut seeded with a box = the previous keyframe's box (or
+        --seed, placed by hand, for the first one): background outside the box grown by
+        --grow, probable foreground inside the shrunk box (or the previous mask, unless
+        --no-prior); the box is the extreme points of the largest component. Rows in --keep
+        (hand-read) are not replaced, only used as seeds. --convex / --hull: convex hull (of
+        the part inside the box / search region); --texture: add printed texture (local std
+        > T); --between: search between the neighbouring --keep boxes. Masks are written for
+        the --masks frames.
     scripts/annotate_render.py set CLIP FRAME x,y,w,h|nan   a hand-read row (nan: absent)
     scripts/annotate_render.py poly CLIP FRAME add|remove x1,y1 x2,y2 ...   mask correction
 
