@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "without --checkpoint)")
     p.add_argument("--dataset", required=True, help="dataset root (bag: keyframe YAML or folder of them)")
     p.add_argument("--format", required=True, choices=FORMATS, dest="fmt")
+    p.add_argument("--data", help="real format: folder the clips' `frames:` are under (default: $CYCLESIAM_DATA or data/)")
+    p.add_argument("--split", help="real format: only the clips of this split (e.g. val)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--config", help="YAML config merged over the defaults")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -93,7 +95,7 @@ def write_outputs(out: Path, args: argparse.Namespace, cfg: Config, results: dic
     out.mkdir(parents=True, exist_ok=True)
     backends = backends or {}
     doc = {
-        "dataset": str(args.dataset), "format": args.fmt, "eval_config": to_dict(cfg.eval),
+        "dataset": str(args.dataset), "format": args.fmt, "split": args.split, "eval_config": to_dict(cfg.eval),
         "tracker_config": to_dict(cfg.tracker),
         "trackers": {name: {"backend": backends.get(name, ""), "overall": summaries[name], "sequences": r.sequences}
                      for name, r in results.items()},
@@ -110,7 +112,7 @@ def write_outputs(out: Path, args: argparse.Namespace, cfg: Config, results: dic
 
 
 def print_table(summaries: dict[str, dict[str, Any]]) -> None:
-    print(f"{'tracker':<24}{'AUC':>7}{'P@20':>7}{'NP@.2':>7}{'A':>7}{'fail':>6}{'EAO':>7}{'J':>7}{'F':>7}{'fps':>8}")
+    print(f"{'tracker':<24}{'AUC':>7}{'P@20':>7}{'NP@.2':>7}{'A':>7}{'fail':>6}{'EAO':>7}{'J':>7}{'Jbox':>7}{'F':>7}{'fps':>8}")
     for name, s in summaries.items():
         o, v, d = s.get("ope", {}), s.get("vot", {}), s.get("davis", {})
 
@@ -119,7 +121,8 @@ def print_table(summaries: dict[str, dict[str, Any]]) -> None:
 
         print(f"{name:<24}{f(o.get('auc'))}{f(o.get('precision'))}{f(o.get('norm_precision'))}"
               f"{f(v.get('accuracy'))}{v.get('failures', '-'):>6}{f(v.get('eao'))}"
-              f"{f(d.get('J', {}).get('mean'))}{f(d.get('F', {}).get('mean'))}{o.get('fps', float('nan')):8.1f}")
+              f"{f(d.get('J', {}).get('mean'))}{f(d.get('J_box'))}{f(d.get('F', {}).get('mean'))}"
+              f"{o.get('fps', float('nan')):8.1f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         specs = tracker_specs(args)
         sequences = load_dataset(args.dataset, args.fmt, davis_resolution=cfg.eval.davis_resolution,
                                  bag_tolerance_ns=cfg.eval.bag_stamp_tolerance_ns, names=cfg.eval.sequences,
-                                 max_frames=cfg.eval.max_frames)
+                                 max_frames=cfg.eval.max_frames, data_root=args.data, split=args.split)
     except (ConfigError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
