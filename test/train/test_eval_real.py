@@ -147,3 +147,29 @@ def test_eval_cli_on_the_real_format(real_set, tmp_path: Path, capsys) -> None:
     assert entry["absent"]["keyframes"] == 1 and entry["absent"]["box"] + entry["absent"]["lost"] == 1
     assert entry["davis"]["mask_from_box"] and entry["davis"]["J"]["mean"] == pytest.approx(entry["davis"]["J_box"])
     assert "Jbox" in capsys.readouterr().out
+
+
+def test_quality_table_leads_with_the_real_set(real_set, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root, data, _ = real_set
+    out = tmp_path / "eval_real"
+    assert cli.main(["--dataset", str(root), "--format", "real", "--data", str(data), "--split", "val",
+                     "--tracker", "csrt", "--tracker", "kcf", "--out", str(out)]) == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "quality_table.py"), "--out", str(tmp_path / "q"),
+                           "--real", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    table = (tmp_path / "q" / "table.md").read_text().splitlines()
+    assert table[2].startswith("## Real validation set (1 clips, split val")
+    doc = json.loads((tmp_path / "q" / "results.json").read_text())
+    for tracker in ("csrt", "kcf"):
+        per_clip = doc["real"]["trackers"][tracker]["per_clip"]["cube_hand"]
+        row = next(line for line in table if line.startswith(f"| {tracker} |")).split(" | ")
+        assert row[1] == f"{per_clip['ope']['auc']:.3f}" and row[3] == str(per_clip["vot"]["failures"])
+        assert row[4] == f"{per_clip['absent']['box']} / {per_clip['absent']['lost']}"
+        assert row[5] == f"{per_clip['davis']['J']['mean']:.3f} (box)"
+    clip_row = next(line for line in table if line.startswith("| cube_hand |"))
+    assert "4/41; partial-occlusion, out-of-plane" in clip_row and clip_row.count("(J ") == 2
