@@ -89,6 +89,53 @@ def clip_info(dataset: str, clip: str) -> dict[str, str]:
     return read_key_values(path) if path.is_file() else {}
 
 
+def load_real(folders: list[str]) -> dict[str, Any] | None:
+    """One or more `cyclesiam-eval --format real` folders (e.g. one per clip, or per tracker) merged:
+    every tracker's clips together, with the mean over clips recomputed (`clip_summary`)."""
+    runs = [r for r in load_sets([f"{k}={f}" for k, f in enumerate(folders)]).values()]
+    if not runs:
+        return None
+    trackers: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for name, data in run["trackers"].items():
+            t = trackers.setdefault(name, {"backend": data.get("backend", ""), "sequences": {}})
+            t["sequences"].update(data["sequences"])
+    for t in trackers.values():
+        t["overall"] = clip_summary(t["sequences"])
+    # a run over one clip folder names that folder: the set is its parent
+    datasets = sorted({str(Path(r["dataset"]).parent) if (Path(r["dataset"]) / "source.txt").is_file() else r["dataset"]
+                       for r in runs})
+    return {"dataset": datasets[0] if len(datasets) == 1 else ", ".join(datasets), "split": runs[0].get("split"),
+            "dir": ", ".join(r["dir"] for r in runs), "tracker_config": runs[0].get("tracker_config"),
+            "trackers": trackers}
+
+
+def clip_summary(sequences: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Mean over clips (AUC, precision: the OTB per-sequence average; J, own-box J, fps), sums of
+    failures and absent-keyframe counts: the same keys as one clip's entry."""
+    def mean(values: list[Any]) -> float:
+        vals = [num(v) for v in values]
+        vals = [v for v in vals if not math.isnan(v)]
+        return sum(vals) / len(vals) if vals else math.nan
+
+    entries = list(sequences.values())
+    out: dict[str, Any] = {}
+    ope = [e["ope"] for e in entries if "ope" in e]
+    if ope:
+        out["ope"] = {k: mean([o.get(k) for o in ope]) for k in ("auc", "precision", "fps")}
+    vot = [e["vot"] for e in entries if "vot" in e]
+    if vot:
+        out["vot"] = {"failures": sum(int(v["failures"]) for v in vot)}
+    davis = [e["davis"] for e in entries if "davis" in e]
+    if davis:
+        out["davis"] = {"J": {"mean": mean([d["J"]["mean"] for d in davis])}, "J_box": mean([d["J_box"] for d in davis]),
+                        "mask_from_box": all(d["mask_from_box"] for d in davis), "clips": len(davis)}
+    absent = [e["absent"] for e in entries if "absent" in e]
+    if absent:
+        out["absent"] = {k: sum(a[k] for a in absent) for k in ("keyframes", "box", "lost")}
+    return out
+
+
 def real_cells(entry: dict[str, Any]) -> dict[str, str]:
     """Table cells of one tracker on one clip, or of its overall summary (same keys)."""
     ope, vot, davis, absent = (entry.get(k, {}) for k in ("ope", "vot", "davis", "absent"))
@@ -107,7 +154,7 @@ def real_tables(data: dict[str, Any]) -> list[str]:
     """Markdown: the mean over the real clips per tracker, then every clip (trackers side by side)."""
     trackers = data["trackers"]
     names = list(trackers)
-    clips = list(next(iter(trackers.values()))["sequences"])
+    clips = sorted({c for t in trackers.values() for c in t["sequences"]})
     split = data.get("split") or "all"
     lines = [f"## Real validation set ({len(clips)} clips, split {split}; {data['dataset']})", "",
              "| tracker | success AUC | precision@20 | failures | absent keyframes: box / LOST | mask J | own-box J | fps |",
@@ -120,7 +167,7 @@ def real_tables(data: dict[str, Any]) -> list[str]:
               "| clip | keyframes | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for clip in clips:
         info = clip_info(data["dataset"], clip)
-        first = trackers[names[0]]["sequences"][clip]
+        first = next(t["sequences"][clip] for t in trackers.values() if clip in t["sequences"])
         desc = f"{first['annotated']}/{first['frames']}"
         if info.get("attributes"):
             desc += f"; {info['attributes']}"
@@ -187,7 +234,8 @@ def plots(sets: dict[str, dict[str, Any]], trackers: list[str], out: Path) -> li
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True)
-    p.add_argument("--real", help="cyclesiam-eval --format real output folder: the first table")
+    p.add_argument("--real", action="append", default=[],
+                   help="cyclesiam-eval --format real output folder (repeatable: merged): the first table")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=EVAL_DIR")
     p.add_argument("--bench", action="append", default=[], metavar="TRACKER=BENCH_JSON")
     p.add_argument("--speed-sequence", default="mbt_cube", help="640x480 sequence for the harness timing of baselines")
@@ -196,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     sets = load_sets(args.sets)
-    real = load_sets([f"real={args.real}"]).get("real") if args.real else None
+    real = load_real(args.real)
     if not sets and real is None:
         raise SystemExit("error: no results.json in the --real folder or any --set folder")
     lines = ["# Tracking quality", ""] + (real_tables(real) if real else [])

@@ -155,15 +155,17 @@ def test_quality_table_leads_with_the_real_set(real_set, tmp_path: Path) -> None
     import sys
 
     root, data, _ = real_set
-    out = tmp_path / "eval_real"
-    assert cli.main(["--dataset", str(root), "--format", "real", "--data", str(data), "--split", "val",
-                     "--tracker", "csrt", "--tracker", "kcf", "--out", str(out)]) == 0
+    outs = []
+    for tracker in ("csrt", "kcf"):  # two runs (as per tracker or per clip), merged by the table
+        outs += ["--real", str(tmp_path / f"eval_{tracker}")]
+        assert cli.main(["--dataset", str(root / "cube_hand"), "--format", "real", "--data", str(data),
+                         "--tracker", tracker, "--out", outs[-1]]) == 0
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "quality_table.py"), "--out", str(tmp_path / "q"),
-                           "--real", str(out)], env=env, capture_output=True, text=True, timeout=300)
+                           *outs], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     table = (tmp_path / "q" / "table.md").read_text().splitlines()
-    assert table[2].startswith("## Real validation set (1 clips, split val")
+    assert table[2].startswith(f"## Real validation set (1 clips, split all; {root})")
     doc = json.loads((tmp_path / "q" / "results.json").read_text())
     for tracker in ("csrt", "kcf"):
         per_clip = doc["real"]["trackers"][tracker]["per_clip"]["cube_hand"]
