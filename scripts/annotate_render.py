@@ -124,6 +124,38 @@ def grabcut_mask(image: np.ndarray, seed: np.ndarray, grow_by: float, convex: bo
     return out
 
 
+def add_texture(image: np.ndarray, mask: np.ndarray, region: np.ndarray, threshold: float) -> np.ndarray:
+    """Convex hull of (grabcut foreground + textured pixels) inside `region`.
+
+    For printed-paper solids whose light, textured faces grabCut in grey gives to the light
+    desk (mbt_cube's top face): local 5x5 std above `threshold` marks the print, the shaded
+    faces come from grabCut, and the hull (the cube's silhouette is convex) joins them.
+    """
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    mean = cv2.blur(grey, (5, 5))
+    std = np.sqrt(np.maximum(cv2.blur(grey * grey, (5, 5)) - mean * mean, 0))
+    x0, y0, x1, y1 = corners(region, image.shape[1], image.shape[0])
+    fg = np.zeros_like(mask)
+    fg[y0:y1, x0:x1] = np.maximum((std[y0:y1, x0:x1] > threshold) * 255, mask[y0:y1, x0:x1]).astype(np.uint8)
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg)
+    out = np.zeros_like(mask)
+    if n > 1:
+        largest = (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+        contours, _ = cv2.findContours(largest, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.fillPoly(out, [cv2.convexHull(np.vstack(contours))], 255)
+    return out
+
+
+def between(rows: np.ndarray, keep: set[int], frame: int) -> np.ndarray:
+    """Union of the hand-read boxes of the kept keyframes just before and after `frame`."""
+    before = rows[max(k for k in keep if k < frame)]
+    after = rows[min(k for k in keep if k > frame)]
+    x0, y0 = min(before[0], after[0]), min(before[1], after[1])
+    x1, y1 = max(before[0] + before[2], after[0] + after[2]), max(before[1] + before[3], after[1] + after[3])
+    return np.array([x0, y0, x1 - x0, y1 - y0])
+
+
 def plausible(mask: np.ndarray, seed: np.ndarray) -> bool:
     """A proposal within a factor 2 of the seed's area (between keyframes the size changes less)."""
     return bool(mask.any()) and 0.5 <= np.prod(box_of_mask(mask)[2:]) / np.prod(seed[2:]) <= 2.0
@@ -159,6 +191,9 @@ def cmd_grabcut(args: argparse.Namespace) -> None:
         mask = grabcut_mask(source.frame(f), seed, args.grow, args.convex, prior if f not in keep and not args.no_prior else None)
         if not plausible(mask, seed) and f not in keep:  # the prior led astray: start from the box alone
             mask = grabcut_mask(source.frame(f), seed, args.grow, args.convex)
+        if args.texture:
+            region = seed if f in keep else grow(between(rows, keep, f) if args.between else seed, args.grow)
+            mask = add_texture(source.frame(f), mask, region, args.texture)
         if not plausible(mask, seed):
             mask[:] = 0
         if f not in keep:
@@ -294,6 +329,8 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--keep")
     g.add_argument("--grow", type=float, default=0.15)
     g.add_argument("--convex", action="store_true")
+    g.add_argument("--texture", type=float, help="also count pixels of local std above this as target (see add_texture)")
+    g.add_argument("--between", action="store_true", help="with --texture: search between the neighbouring --keep boxes")
     g.add_argument("--no-prior", action="store_true", help="seed every keyframe with the box alone, not the previous mask")
     s = sub.add_parser("set")
     s.add_argument("clip")
