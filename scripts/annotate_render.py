@@ -6,11 +6,15 @@
         then 3x zoomed, contrast-stretched windows on the four box edges with a labelled
         10 px grid in frame coordinates; read the edges off these and correct.
     scripts/annotate_render.py grabcut CLIP --frames SPEC [--seed x,y,w,h] [--masks SPEC]
-        [--keep SPEC] [--grow 0.15] [--convex]
-        proposal + mask: cv2.grabCut seeded with a rectangle = the previous keyframe's box
-        (or --seed, a box placed by hand, for the first one) grown by --grow; the box is the
-        extreme points of the largest component. Rows in --keep (hand-read) are not replaced,
-        only used as seeds. Masks are written for the --masks frames.
+        [--keep SPEC] [--grow 0.15] [--convex] [--no-prior] [--hull] [--texture T] [--between]
+        proposal + mask: cv2.grabCut seeded with a box = the previous keyframe's box (or
+        --seed, placed by hand, for the first one): background outside the box grown by
+        --grow, probable foreground inside the shrunk box (or the previous mask, unless
+        --no-prior); the box is the extreme points of the largest component. Rows in --keep
+        (hand-read) are not replaced, only used as seeds. --convex / --hull: convex hull (of
+        the part inside the box / search region); --texture: add printed texture (local std
+        > T); --between: search between the neighbouring --keep boxes. Masks are written for
+        the --masks frames.
     scripts/annotate_render.py set CLIP FRAME x,y,w,h|nan   a hand-read row (nan: absent)
     scripts/annotate_render.py poly CLIP FRAME add|remove x1,y1 x2,y2 ...   mask correction
 
@@ -191,9 +195,9 @@ def cmd_grabcut(args: argparse.Namespace) -> None:
         mask = grabcut_mask(source.frame(f), seed, args.grow, args.convex, prior if f not in keep and not args.no_prior else None)
         if not plausible(mask, seed) and f not in keep:  # the prior led astray: start from the box alone
             mask = grabcut_mask(source.frame(f), seed, args.grow, args.convex)
-        if args.texture:
+        if args.texture or args.hull:
             region = seed if f in keep else grow(between(rows, keep, f) if args.between else seed, args.grow)
-            mask = add_texture(source.frame(f), mask, region, args.texture)
+            mask = add_texture(source.frame(f), mask, region, args.texture or np.inf)
         if not plausible(mask, seed):
             mask[:] = 0
         if f not in keep:
@@ -330,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--grow", type=float, default=0.15)
     g.add_argument("--convex", action="store_true")
     g.add_argument("--texture", type=float, help="also count pixels of local std above this as target (see add_texture)")
+    g.add_argument("--hull", action="store_true", help="convex hull of the mask inside the box (--keep) / search region")
     g.add_argument("--between", action="store_true", help="with --texture: search between the neighbouring --keep boxes")
     g.add_argument("--no-prior", action="store_true", help="seed every keyframe with the box alone, not the previous mask")
     s = sub.add_parser("set")
