@@ -155,7 +155,8 @@ def real_tables(data: dict[str, Any]) -> list[str]:
     trackers = data["trackers"]
     names = list(trackers)
     clips = sorted({c for t in trackers.values() for c in t["sequences"]})
-    split = data.get("split") or "all"
+    splits = sorted({clip_info(data["dataset"], c).get("split", "?") for c in clips})
+    split = data.get("split") or "/".join(splits)
     lines = [f"## Real validation set ({len(clips)} clips, split {split}; {data['dataset']})", "",
              "| tracker | success AUC | precision@20 | failures | absent keyframes: box / LOST | mask J | own-box J | fps |",
              "|---|---|---|---|---|---|---|---|"]

@@ -165,7 +165,7 @@ def test_quality_table_leads_with_the_real_set(real_set, tmp_path: Path) -> None
                            *outs], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     table = (tmp_path / "q" / "table.md").read_text().splitlines()
-    assert table[2].startswith(f"## Real validation set (1 clips, split all; {root})")
+    assert table[2].startswith(f"## Real validation set (1 clips, split val; {root})")
     doc = json.loads((tmp_path / "q" / "results.json").read_text())
     for tracker in ("csrt", "kcf"):
         per_clip = doc["real"]["trackers"][tracker]["per_clip"]["cube_hand"]
