@@ -1,11 +1,12 @@
 """`cyclesiam-bench`: per-frame latency of the whole tracking path (crop, network, post-processing, mask).
 
-For each backbone x {box only, box + mask} x target counts, a tracker is run over real
-640x480 frames (data/mbt_cube by default) on the chosen device, and ms/frame (mean, p50,
-p95) and fps are printed as a table.
+For each {box only, box + mask} x target counts, a tracker is run over real 640x480 frames
+(data/mbt_cube by default) on the chosen device, and ms/frame (mean, p50, p95) and fps are
+printed as a table. The model is the shipped default unless --checkpoint names another;
+`--checkpoint random` benchmarks untrained random-init networks of every --backbones entry.
 
-    cyclesiam-bench [--backbones mobilenet_v2 light] [--targets 1 4] [--iterations 30]
-                    [--warmup 5] [--modes box mask] [--frames DIR] [--checkpoint F]
+    cyclesiam-bench [--checkpoint F|random] [--backbones mobilenet_v2 light] [--targets 1 4]
+                    [--iterations 30] [--warmup 5] [--modes box mask] [--frames DIR]
                     [--config YAML] [--set key=value ...] [--device D] [--json out.json]
                     [--backends torch onnxruntime]   (default: runtime.backend)
 """
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from cyclesiam.config import Config, ConfigError, load_config, merge, parse_dotted
+from cyclesiam.default_model import RANDOM_INIT, cli_checkpoint, describe_model
 from cyclesiam.sources import SourceError, open_source
 from cyclesiam.tracker import SiamTracker, build_tracker
 
@@ -78,8 +80,9 @@ def bench_tracker(tracker: SiamTracker, frames: Sequence[np.ndarray], targets: i
 
 
 def run(cfg: Config, backbones: Sequence[str], modes: Sequence[str], target_counts: Sequence[int],
-        frames: Sequence[np.ndarray], iterations: int, warmup: int, checkpoint: str | None,
+        frames: Sequence[np.ndarray], iterations: int, warmup: int, checkpoint: str | Path | None,
         backends: Sequence[str] = ()) -> list[BenchRow]:
+    """Rows for `checkpoint`'s model, or (checkpoint None) random-init models of each backbone."""
     rows = []
     for backend in backends or [cfg.runtime.backend]:
         rows += _run_backend(merge(cfg, {"runtime": {"backend": backend}}), backbones, modes, target_counts,
@@ -88,7 +91,7 @@ def run(cfg: Config, backbones: Sequence[str], modes: Sequence[str], target_coun
 
 
 def _run_backend(cfg: Config, backbones: Sequence[str], modes: Sequence[str], target_counts: Sequence[int],
-                 frames: Sequence[np.ndarray], iterations: int, warmup: int, checkpoint: str | None) -> list[BenchRow]:
+                 frames: Sequence[np.ndarray], iterations: int, warmup: int, checkpoint: str | Path | None) -> list[BenchRow]:
     rows = []
     for backbone in backbones:
         bcfg = merge(cfg, {"model": {"backbone": backbone}}) if not checkpoint else cfg
@@ -136,13 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     from cyclesiam.models.backbone import BACKBONES
 
     p = argparse.ArgumentParser(prog="cyclesiam-bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--backbones", nargs="+", default=sorted(BACKBONES), choices=sorted(BACKBONES))
+    p.add_argument("--backbones", nargs="+", default=sorted(BACKBONES), choices=sorted(BACKBONES),
+                   help=f"random-init networks to compare (only with --checkpoint {RANDOM_INIT})")
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES, help="box = box only, mask = box + mask")
     p.add_argument("--targets", nargs="+", type=int, default=[1, 4])
     p.add_argument("--iterations", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--frames", type=Path, default=DEFAULT_FRAMES, help="frames (folder/video/bag), resized to 640x480")
-    p.add_argument("--checkpoint", help="benchmark this checkpoint's model (ignores --backbones)")
+    p.add_argument("--checkpoint", help=f"model to benchmark (default: the shipped model); '{RANDOM_INIT}' = "
+                                        "untrained random-init networks of every --backbones entry")
     p.add_argument("--config", help="YAML config merged over the defaults")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
@@ -166,11 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads = args.threads or cfg.runtime.threads
         if threads:
             torch.set_num_threads(threads)
+        checkpoint = cli_checkpoint(args.checkpoint)
+        print(f"cyclesiam-bench: {describe_model(args.checkpoint, checkpoint)}", file=sys.stderr)
         frames = load_frames(args.frames, args.warmup + args.iterations + 1)
         print(f"device {cfg.runtime.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
               f"{len(frames)} frames 640x480 from {args.frames}", file=sys.stderr)
-        rows = run(cfg, [args.backbones[0]] if args.checkpoint else args.backbones, args.modes, args.targets,
-                   frames, args.iterations, args.warmup, args.checkpoint, args.backends or ())
+        rows = run(cfg, [args.backbones[0]] if checkpoint else args.backbones, args.modes, args.targets,
+                   frames, args.iterations, args.warmup, checkpoint, args.backends or ())
     except (SourceError, ConfigError, ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"cyclesiam-bench: error: {exc}", file=sys.stderr)
         return 2

@@ -1,10 +1,12 @@
 """`cyclesiam-track`: track one box through a video, image folder or bag; write JSON and/or a video.
 
-    cyclesiam-track INPUT --box x,y,w,h [--checkpoint F] [--topic T] [--config YAML]
+    cyclesiam-track INPUT --box x,y,w,h [--checkpoint F|random] [--topic T] [--config YAML]
                     [--set key=value ...] [--out annotated.mp4] [--json result.json] [--device D]
 
 JSON: {"frames": [{"index": i, "bbox": [x, y, w, h], "score": s, "state": "tracking"|"lost",
 "polygon": [[x, y], ...]}]}, one entry per input frame; frame 0 is the given box.
+Without --checkpoint the shipped default model runs (named on stderr); `--checkpoint random`
+runs an untrained, randomly initialised network (only for debugging).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import cv2
 import numpy as np
 
 from cyclesiam.config import ConfigError, load_config, parse_dotted
+from cyclesiam.default_model import RANDOM_INIT, cli_checkpoint, describe_model
 from cyclesiam.sources import FrameSource, SourceError, VideoSource, open_source
 from cyclesiam.tracker import LOST, TrackResult, build_tracker
 from cyclesiam.visualize import draw_results
@@ -40,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cyclesiam-track", description=__doc__.split("\n\n")[0])
     p.add_argument("input", help="video file, image folder, rosbag2 directory / .mcap / .db3, or ROS 1 .bag")
     p.add_argument("--box", required=True, type=parse_box, help="initial box x,y,w,h in pixels (top-left, size)")
-    p.add_argument("--checkpoint", help="model checkpoint (.safetensors); default: random-init model")
+    p.add_argument("--checkpoint", help=f"model checkpoint (.safetensors); default: the shipped model; "
+                                        f"'{RANDOM_INIT}' = an untrained random-init network")
     p.add_argument("--topic", help="image topic of a bag (needed when the bag has several)")
     p.add_argument("--config", help="YAML config merged over the defaults")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -84,8 +88,10 @@ def run(args: argparse.Namespace) -> dict:
     if args.device:
         overrides.setdefault("runtime", {})["device"] = args.device
     cfg = load_config(args.config, overrides)
+    checkpoint = cli_checkpoint(args.checkpoint)
     source = open_source(args.input, args.topic)
-    tracker = build_tracker(cfg, checkpoint=args.checkpoint)
+    print(f"cyclesiam-track: {describe_model(args.checkpoint, checkpoint)}", file=sys.stderr)
+    tracker = build_tracker(cfg, checkpoint=checkpoint)
     writer = None
     frames: list[dict] = []
     try:

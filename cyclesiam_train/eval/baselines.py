@@ -39,7 +39,7 @@ def _int_box(box: Box, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
 
 
 class OpenCVTracker:
-    """CSRT or KCF. When OpenCV reports a failure the last box is held with score 0."""
+    """CSRT or KCF. When OpenCV reports a failure the last box is held with score 0 and ``lost``."""
 
     def __init__(self, kind: str = "csrt") -> None:
         self.name = kind
@@ -47,9 +47,11 @@ class OpenCVTracker:
         self._factory = _opencv_factory(kind)
         self._tracker: Any = None
         self._last: Box | None = None
+        self.lost = False
 
     def init(self, frame: np.ndarray, box: Box, mask: np.ndarray | None = None) -> None:
         self._tracker = self._factory()
+        self.lost = False
         self._tracker.init(frame, _int_box(box, frame.shape))
         self._last = tuple(float(v) for v in box)  # type: ignore[assignment]
 
@@ -57,7 +59,8 @@ class OpenCVTracker:
         if self._tracker is None:
             raise RuntimeError("update() before init()")
         ok, box = self._tracker.update(frame)
-        if ok and all(math.isfinite(v) for v in box) and box[2] > 0 and box[3] > 0:
+        self.lost = not (ok and all(math.isfinite(v) for v in box) and box[2] > 0 and box[3] > 0)
+        if not self.lost:
             self._last = tuple(float(v) for v in box)  # type: ignore[assignment]
             return self._last, 1.0, None
         return self._last, 0.0, None
@@ -72,21 +75,25 @@ class SiamTrackerAdapter:
     """
 
     def __init__(self, checkpoint: str | Path | None, config: Any, name: str | None = None) -> None:
-        from cyclesiam.tracker import build_tracker
+        from cyclesiam.tracker import LOST, build_tracker
 
         self.name = name or (Path(checkpoint).stem if checkpoint else "cyclesiam-random")
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self._tracker = build_tracker(config, checkpoint=self.checkpoint)
         self.backend = self._tracker.backend.name  # what runtime.backend resolved to
         self._target: str | None = None
+        self._lost_state = LOST
+        self.lost = False
 
     def init(self, frame: np.ndarray, box: Box, mask: np.ndarray | None = None) -> None:
         self._tracker.clear()
+        self.lost = False
         m = None if mask is None else (np.asarray(mask) > 0).astype(np.uint8) * 255
         self._target = self._tracker.add_target(frame, tuple(float(v) for v in box), mask=m)
 
     def update(self, frame: np.ndarray) -> tuple[Box | None, float, np.ndarray | None]:
         results = [r for r in self._tracker.track(frame) if r.id == self._target]
+        self.lost = not results or results[0].state == self._lost_state
         if not results:
             return None, 0.0, None
         r = results[0]

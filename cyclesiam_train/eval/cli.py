@@ -8,6 +8,9 @@ Example::
 Writes ``OUT/results.json`` (per sequence and overall, every tracker), ``OUT/success.png``,
 ``OUT/precision.png``, ``OUT/per_sequence_auc.png`` and ``OUT/predictions/TRACKER/SEQ.txt``
 (the one-pass boxes, ``x,y,w,h`` per frame).
+
+Without --checkpoint and --tracker (or with ``--tracker cyclesiam`` and no --checkpoint) the
+shipped default model is evaluated; ``--checkpoint random`` = an untrained random-init network.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from cyclesiam.default_model import RANDOM_INIT, cli_checkpoint, describe_model
 from cyclesiam_train.config import Config, ConfigError, load_config, parse_dotted, to_dict
 
 from . import plots
@@ -29,11 +33,16 @@ from .runner import TrackerResults, evaluate_tracker, overall
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cyclesiam-eval", description="Evaluate trackers (OTB, VOT, DAVIS protocols).")
-    p.add_argument("--checkpoint", action="append", default=[], help="CycleSiam checkpoint (repeatable)")
+    p.add_argument("--checkpoint", action="append", default=[],
+                   help=f"CycleSiam checkpoint (repeatable; '{RANDOM_INIT}' = untrained random-init network); "
+                        "default: the shipped model when no --tracker is given either")
     p.add_argument("--tracker", action="append", default=[], choices=[*OPENCV_TRACKERS, "cyclesiam"],
-                   help="baseline tracker (repeatable); 'cyclesiam' = the --checkpoint files")
+                   help="baseline tracker (repeatable); 'cyclesiam' = the --checkpoint files (the shipped model "
+                        "without --checkpoint)")
     p.add_argument("--dataset", required=True, help="dataset root (bag: keyframe YAML or folder of them)")
     p.add_argument("--format", required=True, choices=FORMATS, dest="fmt")
+    p.add_argument("--data", help="real format: folder the clips' `frames:` are under (default: $CYCLESIAM_DATA or data/)")
+    p.add_argument("--split", help="real format: only the clips of this split (e.g. val)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--config", help="YAML config merged over the defaults")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -42,16 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def tracker_specs(args: argparse.Namespace) -> list[str]:
-    """Checkpoint paths and baseline names, in the order given; 'cyclesiam' needs checkpoints."""
-    if "cyclesiam" in args.tracker and not args.checkpoint:
-        raise ConfigError("--tracker cyclesiam needs at least one --checkpoint")
-    specs = list(args.checkpoint) + [t for t in args.tracker if t != "cyclesiam"]
-    if not specs:
-        raise ConfigError("nothing to evaluate: give --checkpoint and/or --tracker csrt|kcf")
-    for ckpt in args.checkpoint:
-        if not Path(ckpt).is_file():
-            raise ConfigError(f"checkpoint not found: {ckpt}")
-    return specs
+    """Checkpoint paths (or 'random') and baseline names, in the order given. No --checkpoint
+    with no --tracker, or with --tracker cyclesiam, means the shipped default model."""
+    checkpoints: list[str | None] = list(args.checkpoint)
+    if not checkpoints and (not args.tracker or "cyclesiam" in args.tracker):
+        checkpoints = [None]
+    specs = []
+    for ckpt in checkpoints:
+        try:
+            resolved = cli_checkpoint(ckpt)
+        except FileNotFoundError as exc:
+            raise ConfigError(str(exc)) from None
+        print(f"cyclesiam-eval: {describe_model(ckpt, resolved)}", file=sys.stderr)
+        specs.append(RANDOM_INIT if resolved is None else str(resolved))
+    return specs + [t for t in args.tracker if t != "cyclesiam"]
 
 
 def unique_name(base: str, taken: set[str]) -> str:
@@ -67,7 +80,7 @@ def build_tracker(spec: str, cfg: Config, name: str) -> Any:
         tracker = OpenCVTracker(spec)
         tracker.name = name
         return tracker
-    return SiamTrackerAdapter(spec, cfg, name=name)
+    return SiamTrackerAdapter(None if spec == RANDOM_INIT else spec, cfg, name=name)
 
 
 def save_predictions(out: Path, result: TrackerResults) -> None:
@@ -82,7 +95,7 @@ def write_outputs(out: Path, args: argparse.Namespace, cfg: Config, results: dic
     out.mkdir(parents=True, exist_ok=True)
     backends = backends or {}
     doc = {
-        "dataset": str(args.dataset), "format": args.fmt, "eval_config": to_dict(cfg.eval),
+        "dataset": str(args.dataset), "format": args.fmt, "split": args.split, "eval_config": to_dict(cfg.eval),
         "tracker_config": to_dict(cfg.tracker),
         "trackers": {name: {"backend": backends.get(name, ""), "overall": summaries[name], "sequences": r.sequences}
                      for name, r in results.items()},
@@ -99,7 +112,7 @@ def write_outputs(out: Path, args: argparse.Namespace, cfg: Config, results: dic
 
 
 def print_table(summaries: dict[str, dict[str, Any]]) -> None:
-    print(f"{'tracker':<24}{'AUC':>7}{'P@20':>7}{'NP@.2':>7}{'A':>7}{'fail':>6}{'EAO':>7}{'J':>7}{'F':>7}{'fps':>8}")
+    print(f"{'tracker':<24}{'AUC':>7}{'P@20':>7}{'NP@.2':>7}{'A':>7}{'fail':>6}{'EAO':>7}{'J':>7}{'Jbox':>7}{'F':>7}{'fps':>8}")
     for name, s in summaries.items():
         o, v, d = s.get("ope", {}), s.get("vot", {}), s.get("davis", {})
 
@@ -108,7 +121,8 @@ def print_table(summaries: dict[str, dict[str, Any]]) -> None:
 
         print(f"{name:<24}{f(o.get('auc'))}{f(o.get('precision'))}{f(o.get('norm_precision'))}"
               f"{f(v.get('accuracy'))}{v.get('failures', '-'):>6}{f(v.get('eao'))}"
-              f"{f(d.get('J', {}).get('mean'))}{f(d.get('F', {}).get('mean'))}{o.get('fps', float('nan')):8.1f}")
+              f"{f(d.get('J', {}).get('mean'))}{f(d.get('J_box'))}{f(d.get('F', {}).get('mean'))}"
+              f"{o.get('fps', float('nan')):8.1f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         specs = tracker_specs(args)
         sequences = load_dataset(args.dataset, args.fmt, davis_resolution=cfg.eval.davis_resolution,
                                  bag_tolerance_ns=cfg.eval.bag_stamp_tolerance_ns, names=cfg.eval.sequences,
-                                 max_frames=cfg.eval.max_frames)
+                                 max_frames=cfg.eval.max_frames, data_root=args.data, split=args.split)
     except (ConfigError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -131,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     summaries: dict[str, dict[str, Any]] = {}
     backends: dict[str, str] = {}
     for spec in specs:
-        name = unique_name(spec if spec in OPENCV_TRACKERS else Path(spec).stem, taken)
+        name = unique_name(spec if spec in OPENCV_TRACKERS else "cyclesiam-random" if spec == RANDOM_INIT
+                           else Path(spec).stem, taken)
         tracker = build_tracker(spec, cfg, name)
         backends[name] = getattr(tracker, "backend", "")
         results[name] = evaluate_tracker(tracker, sequences, cfg.eval, log=print)

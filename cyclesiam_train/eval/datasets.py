@@ -21,11 +21,20 @@ Layouts:
 - ``bag``: a YAML file (or a folder of them) ``{bag: path, topic: /cam/image_raw,
   keyframes: [{stamp: ns, box: [x,y,w,h], mask: optional png}], name: optional}``; paths
   relative to the YAML; stamps match image header stamps (or bag receive times).
+- ``real``: the real validation set, ``annotations/real/<clip>/`` (or one clip folder):
+  ``source.txt`` (``key: value`` lines; ``frames:`` names the footage under the data folder,
+  opened with :func:`cyclesiam.sources.open_source`), ``groundtruth_rect.txt`` (one row per
+  frame, ``nan`` rows = not a keyframe or an absent keyframe; row 0 must be present),
+  ``absent.txt`` (0-based keyframe indices where the target is out of view / fully occluded)
+  and ``masks/NNNNN.png`` (255 = visible target) on mask keyframes. Absent keyframes are not
+  scored for boxes; :attr:`Sequence.absent` lets the runner report what trackers did there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +44,10 @@ import cv2
 import numpy as np
 import yaml
 
-from .metrics import mask_to_box
+from .metrics import annotated, mask_to_box
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff")
-FORMATS = ("otb", "got10k", "vot", "davis", "bag")
+FORMATS = ("otb", "got10k", "vot", "davis", "bag", "real")
 
 MaskLoader = Callable[[], np.ndarray]
 
@@ -86,6 +95,28 @@ class BagFrames:
 
 
 @dataclass
+class SourceFrames:
+    """Frames of a video, image folder or bag, read with :func:`cyclesiam.sources.open_source`
+    (the same reader the product uses, so frame i is the i-th frame the tracker CLI sees)."""
+
+    path: Path
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        from cyclesiam.sources import open_source
+
+        source = open_source(self.path)
+        try:
+            for _index, _stamp, frame in source:
+                yield _as_bgr(frame)
+        finally:
+            source.close()
+
+
+@dataclass
 class Sequence:
     """One target in one video: lazy frames, a box row per frame, optional masks."""
 
@@ -94,6 +125,8 @@ class Sequence:
     boxes: np.ndarray  # [N, 4] xywh, NaN rows = unannotated
     masks: dict[int, MaskLoader] = field(default_factory=dict)  # frame index -> bool mask loader
     limit: int = 0  # only the first `limit` frames (0 = all)
+    absent: np.ndarray | None = None  # [N] bool: keyframes where the target is out of view / fully occluded
+    info: dict[str, str] = field(default_factory=dict)  # descriptive keys (real set: source.txt)
 
     def __len__(self) -> int:
         n = len(self.boxes)
@@ -112,7 +145,7 @@ class Sequence:
     def truncated(self, max_frames: int) -> "Sequence":
         if max_frames <= 0:
             return self
-        return Sequence(self.name, self.frames, self.boxes, self.masks, max_frames)
+        return dataclasses.replace(self, limit=max_frames)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -385,13 +418,72 @@ def _bag_sequence(spec_file: Path, tolerance_ns: int) -> Sequence:
     return Sequence(name, BagFrames(bag, topic, len(headers)), boxes, masks)
 
 
+# --------------------------------------------------------------------------- real validation set
+
+
+def default_data_root() -> Path:
+    """$CYCLESIAM_DATA, else the repo's data/ (where scripts/fetch_data.sh puts the footage)."""
+    return Path(os.environ.get("CYCLESIAM_DATA") or Path(__file__).resolve().parents[2] / "data")
+
+
+def read_key_values(path: Path) -> dict[str, str]:
+    """``key: value`` lines (the first colon splits; blank and ``#`` lines ignored)."""
+    out = {}
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            raise DatasetError(f"{path}:{lineno}: expected 'key: value', got {line.strip()!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_real(root: Path, data_root: Path | None = None) -> list[Sequence]:
+    def is_clip(p: Path) -> bool:
+        return (p / "source.txt").is_file() and (p / "groundtruth_rect.txt").is_file()
+
+    data = data_root or default_data_root()
+    return [_real_clip(folder, data) for folder in _sequence_dirs(root, is_clip)]
+
+
+def _real_clip(folder: Path, data: Path) -> Sequence:
+    info = read_key_values(folder / "source.txt")
+    gt_file = folder / "groundtruth_rect.txt"
+    boxes = parse_box_rows(gt_file)
+    if not info.get("frames"):
+        raise DatasetError(f"{folder / 'source.txt'}: no 'frames:' line")
+    if info.get("count") and int(info["count"]) != len(boxes):
+        raise DatasetError(f"{gt_file}: {len(boxes)} rows but source.txt says count: {info['count']}")
+    if not len(boxes) or not annotated(boxes[:1])[0]:
+        raise DatasetError(f"{gt_file}: row 0 (the init box) must be annotated")
+    absent = np.zeros(len(boxes), dtype=bool)
+    absent_file = folder / "absent.txt"
+    if absent_file.is_file():
+        for index in (int(v) for v in absent_file.read_text().split()):
+            if not 0 < index < len(boxes) or np.isfinite(boxes[index]).any():
+                raise DatasetError(f"{absent_file}: keyframe {index} must be a frame > 0 whose box row is nan")
+            absent[index] = True
+    masks: dict[int, MaskLoader] = {}
+    for png in sorted((folder / "masks").glob("*.png")):
+        if not png.stem.isdigit() or int(png.stem) >= len(boxes):
+            raise DatasetError(f"{png}: mask names are 5-digit frame indices below {len(boxes)}")
+        masks[int(png.stem)] = binary_mask_loader(png)
+    footage = data / info["frames"]
+    if not footage.exists():
+        raise DatasetError(f"{footage}: footage of {folder.name} not found (scripts/fetch_data.sh fetches it)")
+    return Sequence(folder.name, SourceFrames(footage, len(boxes)), boxes, masks, absent=absent, info=info)
+
+
 # --------------------------------------------------------------------------- entry point
 
 
 def load_dataset(path: str | Path, fmt: str, *, davis_resolution: str = "480p",
                  bag_tolerance_ns: int = 1_000_000, names: list[str] | None = None,
-                 max_frames: int = 0) -> list[Sequence]:
-    """All sequences of a dataset in format ``fmt`` (one of :data:`FORMATS`)."""
+                 max_frames: int = 0, data_root: str | Path | None = None,
+                 split: str | None = None) -> list[Sequence]:
+    """All sequences of a dataset in format ``fmt`` (one of :data:`FORMATS`); ``real`` reads its
+    footage under ``data_root`` and keeps only the clips of ``split`` when given."""
     root = Path(path)
     if not root.exists():
         raise DatasetError(f"dataset path does not exist: {root}")
@@ -405,6 +497,8 @@ def load_dataset(path: str | Path, fmt: str, *, davis_resolution: str = "480p",
         seqs = load_davis(root, davis_resolution)
     elif fmt == "bag":
         seqs = load_bag(root, bag_tolerance_ns)
+    elif fmt == "real":
+        seqs = load_real(root, Path(data_root) if data_root else None)
     else:
         raise DatasetError(f"unknown dataset format '{fmt}'; known: {', '.join(FORMATS)}")
     if names:
@@ -412,4 +506,8 @@ def load_dataset(path: str | Path, fmt: str, *, davis_resolution: str = "480p",
         seqs = [s for s in seqs if s.name in wanted or s.name.split("-")[0] in wanted]
         if not seqs:
             raise DatasetError(f"none of the sequences {sorted(wanted)} found in {root}")
+    if split:
+        seqs = [s for s in seqs if s.info.get("split") == split]
+        if not seqs:
+            raise DatasetError(f"no sequence of split '{split}' in {root}")
     return [s.truncated(max_frames) for s in seqs]

@@ -1,8 +1,11 @@
 """Run trackers over sequences (one-pass and VOT re-initialising protocols) and score them.
 
 A tracker is anything with ``init(frame, box, mask=None)`` and
-``update(frame) -> (box | None, score, mask | None)`` (:class:`EvalTracker`). Frames are
-read once per run, in order; only annotated frames are scored.
+``update(frame) -> (box | None, score, mask | None)`` (:class:`EvalTracker`); after
+``update`` its optional ``lost`` attribute says whether it declared the target lost. Frames
+are read once per run, in order; only annotated frames are scored. Where a sequence marks
+absent keyframes (target out of view), the one-pass run reports how often the tracker still
+gave a box there and how often it said LOST.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class OPERun:
     mask_from_box: bool = False  # the tracker gave no masks: filled boxes stand in
     seconds: float = 0.0  # time spent in update()
     updates: int = 0
+    lost: np.ndarray | None = None  # [N] bool: the tracker gave no box or declared the target lost
 
 
 @dataclass
@@ -65,7 +69,7 @@ def run_ope(tracker: EvalTracker, seq: Sequence) -> OPERun:
     n = len(seq)
     boxes, scores = np.full((n, 4), np.nan), np.full(n, np.nan)
     start = first_annotated(seq)
-    run = OPERun(boxes, scores, -1 if start is None else start)
+    run = OPERun(boxes, scores, -1 if start is None else start, lost=np.zeros(n, dtype=bool))
     if start is None:
         return run
     from_box = []
@@ -82,6 +86,7 @@ def run_ope(tracker: EvalTracker, seq: Sequence) -> OPERun:
         run.updates += 1
         if box is not None:
             boxes[i], scores[i] = box, score
+        run.lost[i] = box is None or bool(getattr(tracker, "lost", False))
         if i in seq.masks:
             run.masks[i], used_box = _predicted_mask(box, mask, frame.shape)
             from_box.append(used_box)
@@ -137,14 +142,29 @@ def score_masks(run: OPERun, seq: Sequence, cfg: EvalConfig) -> dict[str, Any] |
     """DAVIS J and F over frames with a gt mask after the init frame (None if there are none)."""
     if not run.masks or (run.mask_from_box and not cfg.mask_from_box):
         return None
-    js, fs = [], []
+    js, fs, js_box = [], [], []
     for i in sorted(run.masks):
         gt = seq.mask(i)
         pred = run.masks[i]
         js.append(M.region_similarity(pred, gt))
         fs.append(M.boundary_f_measure(pred, gt, cfg.davis_bound_th))
+        js_box.append(M.region_similarity(M.box_to_mask(run.boxes[i], gt.shape), gt))
     j, f = M.davis_statistics(js), M.davis_statistics(fs)
-    return {"J": j, "F": f, "JF": (j["mean"] + f["mean"]) / 2, "frames": len(js), "mask_from_box": run.mask_from_box}
+    # J_box: the tracker's own box filled in, on the same frames (a mask must beat it to be worth having)
+    return {"J": j, "F": f, "JF": (j["mean"] + f["mean"]) / 2, "J_box": float(np.mean(js_box)),
+            "frames": len(js), "mask_from_box": run.mask_from_box}
+
+
+def score_absent(run: OPERun, seq: Sequence) -> dict[str, int] | None:
+    """On absent keyframes after the init frame: how often the tracker gave a box vs said LOST."""
+    if seq.absent is None or run.lost is None:
+        return None
+    frames = np.nonzero(seq.absent[:len(seq)])[0]
+    frames = frames[frames > run.init_frame]
+    if not frames.size:
+        return None
+    lost = int(run.lost[frames].sum())
+    return {"keyframes": int(frames.size), "box": int(frames.size) - lost, "lost": lost}
 
 
 def score_vot(run: VOTRun, cfg: EvalConfig) -> dict[str, Any]:
@@ -178,6 +198,9 @@ def evaluate_tracker(tracker: EvalTracker, sequences: Seq[Sequence], cfg: EvalCo
             masks = score_masks(run, seq, cfg)
             if masks is not None:
                 entry["davis"] = masks
+            absent = score_absent(run, seq)
+            if absent is not None:
+                entry["absent"] = absent
             out.predictions[seq.name] = run.boxes
         if "vot" in cfg.protocols:
             vrun = run_vot(tracker, seq, cfg.vot_skip, cfg.vot_failure_iou)
@@ -196,7 +219,10 @@ def _one_line(entry: dict[str, Any]) -> str:
     if "vot" in entry:
         parts.append(f"A {entry['vot']['accuracy']:.3f} fail {entry['vot']['failures']}")
     if "davis" in entry:
-        parts.append(f"J {entry['davis']['J']['mean']:.3f} F {entry['davis']['F']['mean']:.3f}")
+        parts.append(f"J {entry['davis']['J']['mean']:.3f} (box {entry['davis']['J_box']:.3f}) "
+                     f"F {entry['davis']['F']['mean']:.3f}")
+    if "absent" in entry:
+        parts.append(f"absent {entry['absent']['keyframes']}: box {entry['absent']['box']} lost {entry['absent']['lost']}")
     return ", ".join(parts)
 
 
@@ -252,6 +278,10 @@ def overall(results: TrackerResults, cfg: EvalConfig) -> dict[str, Any]:
             for key in ("J", "F")
         }
         summary["davis"]["JF"] = (summary["davis"]["J"]["mean"] + summary["davis"]["F"]["mean"]) / 2
+        summary["davis"]["J_box"] = _nanmean([d["J_box"] for d in davis])
         summary["davis"]["mask_from_box"] = all(d["mask_from_box"] for d in davis)
+    absent = [e["absent"] for e in results.sequences.values() if "absent" in e]
+    if absent:
+        summary["absent"] = {key: sum(a[key] for a in absent) for key in ("keyframes", "box", "lost")}
     summary["curves"] = curves
     return summary

@@ -210,7 +210,9 @@ def test_cli_writes_results_and_plots(generated: Path, tmp_path: Path) -> None:
     for png in ("success.png", "precision.png", "per_sequence_auc.png"):
         assert (out / png).stat().st_size > 1000
     assert cli.main(["--tracker", "csrt", "--dataset", str(tmp_path / "none"), "--format", "otb", "--out", str(out)]) == 2
-    assert cli.main(["--dataset", str(generated / "otb"), "--format", "otb", "--out", str(out)]) == 2
+    # no --checkpoint/--tracker now means the shipped model (test_eval_cli.py); a missing file is an error
+    assert cli.main(["--checkpoint", str(tmp_path / "none.safetensors"), "--dataset", str(generated / "otb"),
+                     "--format", "otb", "--out", str(out)]) == 2
 
 
 def test_cli_compares_checkpoints_and_a_baseline(generated: Path, tmp_path: Path) -> None:
