@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from cyclesiam.config import Config
-from cyclesiam.tracker import CENTER_SOURCES, build_tracker
+from cyclesiam.build import build_tracker
+from cyclesiam.tracker import CENTER_SOURCES
 from cyclesiam_train.eval.datasets import load_otb, read_image
 
 

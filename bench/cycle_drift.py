@@ -21,7 +21,7 @@ import numpy as np
 
 from cyclesiam.config import parse_dotted
 from cyclesiam.sources import ImageFolderSource
-from cyclesiam.tracker import build_tracker
+from cyclesiam.build import build_tracker
 from cyclesiam_train.label_free_check import eval_config, plan_trips, run_trips, seed_config, summary
 
 HEADER = (f"{'clip':<12}{'trips':>6}{'median log size':>17}{'mean':>8}{'shrank >10%':>13}{'grew >10%':>11}"

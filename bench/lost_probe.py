@@ -21,7 +21,7 @@ import numpy as np
 
 from cyclesiam.config import Config
 from cyclesiam.sources import SourceError, open_source
-from cyclesiam.tracker import build_tracker
+from cyclesiam.build import build_tracker
 
 
 def painted_out(frame: np.ndarray, box: tuple[float, float, float, float], margin: int = 10) -> np.ndarray:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from cyclesiam.config import Config
-from cyclesiam.tracker import build_tracker
+from cyclesiam.build import build_tracker
 from cyclesiam_train.eval.datasets import load_otb, read_image
 
 SCALES = (0.7, 0.85, 1.0, 1.2, 1.4)

@@ -252,16 +252,6 @@ class SiamTracker:
         return self._net.templates(bgr, centers, sizes, self.cfg.context_amount)
 
 
-def __getattr__(name: str):
-    # backwards-compatible `cyclesiam.tracker.build_tracker` for call sites outside the core until
-    # they import `cyclesiam.build`; resolved on use, so this module never imports cyclesiam.build
-    if name == "build_tracker":
-        from cyclesiam.build import build_tracker
-
-        return build_tracker
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "CENTER_SOURCES",
     "LOST",

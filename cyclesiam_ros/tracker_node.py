@@ -97,7 +97,7 @@ class TrackerNode(Node):
     # ------------------------------------------------------------------ set-up
 
     def load_tracker(self):
-        from cyclesiam.tracker import build_tracker
+        from cyclesiam.build import build_tracker
 
         self.checkpoint_path = resolve_checkpoint(self.settings.checkpoint or None)
         return build_tracker(self.config, checkpoint=self.checkpoint_path)
@@ -293,8 +293,8 @@ class TrackerNode(Node):
                                  f"the targets were set on {_size(self._target_shape)} frames (kept)")
                 return
             else:
-                self.tracker.cfg.mask_enabled = self.config.tracker.mask_enabled and (want_mask or want_debug)
-                results = self.tracker.track(frame.image)
+                want_masks = self.config.tracker.mask_enabled and (want_mask or want_debug)
+                results = self.tracker.track(frame.image, want_masks=want_masks)
                 self.stats.core_ms.append(float(self.tracker.timing.get("total", 0.0)))
                 class_ids = dict(self._class_ids)
             primary = self.tracker.target_ids[0] if len(self.tracker) else None

@@ -166,7 +166,7 @@ def compare(base: Sequence[TripResult], candidate: Sequence[TripResult], z: floa
 def measure(checkpoint: str | Path, sources: Sequence[FrameSource], trips: Sequence[Trip],
             cfg: Config | None = None) -> list[TripResult]:
     """Round trips of the model in `checkpoint` (tracker built from `cfg`, default `eval_config()`)."""
-    from cyclesiam.tracker import build_tracker
+    from cyclesiam.build import build_tracker
 
     tracker = build_tracker(cfg or eval_config(), checkpoint)
     return run_trips(tracker, sources, trips)

@@ -28,7 +28,8 @@ import torch
 from cyclesiam.config import Config, ConfigError, load_config, merge, parse_dotted
 from cyclesiam.default_model import RANDOM_INIT, cli_checkpoint, describe_model
 from cyclesiam.sources import SourceError, open_source
-from cyclesiam.tracker import SiamTracker, build_tracker
+from cyclesiam.build import build_tracker
+from cyclesiam.tracker import SiamTracker
 
 DEFAULT_FRAMES = Path(os.environ.get("CYCLESIAM_DATA", Path(__file__).resolve().parents[2] / "data")) / "mbt_cube"
 MODES = ("box", "mask")

@@ -19,10 +19,10 @@ from typing import Sequence
 
 from cyclesiam.checkpoint import CheckpointError, load_model
 from cyclesiam.config import Config, ConfigError, load_config, parse_dotted
-from cyclesiam.onnx_backend import (
-    CHECK_ATOL, CHECK_RTOL, DEFAULT_OPSET, CheckRow, OnnxError, check_on_frames, ensure_exported, export_model,
-    file_sha256, read_metadata,
-)
+from cyclesiam.runtime.onnx_cache import ensure_exported, file_sha256
+from cyclesiam.runtime.onnx_check import CHECK_ATOL, CHECK_RTOL, CheckRow, check_on_frames
+from cyclesiam.runtime.onnx_export import export_model
+from cyclesiam.runtime.onnx_format import DEFAULT_OPSET, OnnxError, read_metadata
 
 DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "data" / "mbt_cube"
 

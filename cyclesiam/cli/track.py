@@ -24,7 +24,8 @@ import numpy as np
 from cyclesiam.config import ConfigError, load_config, parse_dotted
 from cyclesiam.default_model import RANDOM_INIT, cli_checkpoint, describe_model
 from cyclesiam.sources import FrameSource, SourceError, VideoSource, open_source
-from cyclesiam.tracker import LOST, TrackResult, build_tracker
+from cyclesiam.build import build_tracker
+from cyclesiam.tracker import LOST, TrackResult
 from cyclesiam.visualize import draw_results
 
 def parse_box(text: str) -> tuple[float, float, float, float]:

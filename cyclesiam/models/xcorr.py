@@ -10,7 +10,7 @@ Two equal forms:
 - "toeplitz": the same sum as ONE batched MatMul: the kh row windows of the search
   features side by side [B,C,R,kh*W] times per-target Toeplitz matrices of the kernel
   rows [B,C,kh*W,R] (built with pad/tile/reshape). No Conv with run-time weights either,
-  and ~45 ONNX nodes instead of ~200: the form `cyclesiam.onnx_backend` exports.
+  and ~45 ONNX nodes instead of ~200: the form `cyclesiam.runtime.onnx_export` exports.
 """
 
 from __future__ import annotations

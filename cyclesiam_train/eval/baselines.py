@@ -67,7 +67,7 @@ class OpenCVTracker:
 
 
 class SiamTrackerAdapter:
-    """Our SiamTracker (one target), built by :func:`cyclesiam.tracker.build_tracker`; imported lazily.
+    """Our SiamTracker (one target), built by :func:`cyclesiam.build.build_tracker`; imported lazily.
 
     ``config`` is a :class:`cyclesiam.config.Config`: the checkpoint's stored model config
     decides the architecture, the tracker/runtime sections decide inference. ``checkpoint``
@@ -75,7 +75,8 @@ class SiamTrackerAdapter:
     """
 
     def __init__(self, checkpoint: str | Path | None, config: Any, name: str | None = None) -> None:
-        from cyclesiam.tracker import LOST, build_tracker
+        from cyclesiam.build import build_tracker
+        from cyclesiam.tracker import LOST
 
         self.name = name or (Path(checkpoint).stem if checkpoint else "cyclesiam-random")
         self.checkpoint = None if checkpoint is None else Path(checkpoint)

@@ -74,7 +74,7 @@ def test_short_run_overfits_a_tiny_clip(overfit_run) -> None:
 def test_exported_model_loads_in_the_tracker_and_tracks(overfit_run, tree_frames) -> None:
     from cyclesiam.checkpoint import load_model
     from cyclesiam.config import Config
-    from cyclesiam.tracker import build_tracker
+    from cyclesiam.build import build_tracker
 
     model, model_cfg, meta = load_model(overfit_run / "model.safetensors")
     assert model_cfg.backbone == "light"
