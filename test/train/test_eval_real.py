@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cyclesiam.config import EvalConfig
+from cyclesiam_train.config import EvalConfig
 from cyclesiam_train.eval import cli
 from cyclesiam_train.eval.datasets import DatasetError, load_dataset
 from cyclesiam_train.eval.runner import evaluate_tracker, overall
