@@ -57,6 +57,7 @@ class OnnxBackend:
         self.providers = select_providers(runtime.providers)
         self.threads = runtime.threads
         self.half = runtime.half
+        self.memory_arena = runtime.memory_arena
         missing = [p for p in ("template", "track") if p not in paths]
         if missing:
             raise OnnxError(f"ONNX backend needs the {missing} file(s); got {sorted(paths)}")
@@ -81,6 +82,9 @@ class OnnxBackend:
         # ops) and other processes share the cores; measured faster under load, equal when quiet
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # the CPU arena keeps the largest batch's buffers for the session's life (issue 25: 9 GB
+        # after 200 targets, never returned); without it memory follows the current targets
+        opts.enable_cpu_mem_arena = self.memory_arena
         providers = [(p, _provider_options(p, path.parent, self.half)) for p in self.providers]
         try:
             return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
