@@ -29,6 +29,7 @@ PIP_ONLY = {
 ROS_PACKAGES = {
     "rclpy", "std_msgs", "sensor_msgs", "vision_msgs", "diagnostic_msgs", "rcl_interfaces",
     "builtin_interfaces", "geometry_msgs", "lifecycle_msgs", "std_srvs", "launch", "launch_ros",
+    "ament_index_python",
 }
 
 
