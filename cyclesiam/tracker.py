@@ -138,7 +138,7 @@ class SiamTracker:
 
     def set_box(self, target_id: str, bbox: Sequence[float]) -> None:
         """Move a target's search state to `bbox` (x, y, w, h, pixels), keeping its template: for
-        diagnostics that start each frame from a known box (bench/center_precision.py)."""
+        diagnostics that start each frame from a known box (probes/center_precision.py)."""
         target = self._target(target_id)
         x, y, w, h = (float(v) for v in bbox)
         if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):

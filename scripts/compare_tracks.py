@@ -8,7 +8,7 @@ Each version runs in its own subprocess with PYTHONPATH set to its source tree (
 then this checkout), with today's defaults (`Config()`, device cpu), the shipped model
 (models/cyclesiam_default.safetensors, copied once per version so each exports its own ONNX files),
 on the dev clips (data/mbt_cube, data/mire2, started from the first box of
-eval/dev_annotations/*/groundtruth_rect.txt) and optionally a few generated sequences (seed 0).
+annotations/dev/*/groundtruth_rect.txt) and optionally a few generated sequences (seed 0).
 Prints, per clip and backend, the largest per-frame box difference in pixels (max |dx|, |dy|, |dw|,
 |dh|), the largest score difference and the frames whose state differs; exits 1 above --tol.
 """
@@ -31,7 +31,7 @@ DEV_CLIPS = ("mbt_cube", "mire2")
 
 
 def first_box(name: str) -> list[float]:
-    line = (ROOT / "eval" / "dev_annotations" / name / "groundtruth_rect.txt").read_text().splitlines()[0]
+    line = (ROOT / "annotations" / "dev" / name / "groundtruth_rect.txt").read_text().splitlines()[0]
     return [float(v) for v in line.replace("\t", ",").split(",")]
 
 

@@ -3,7 +3,7 @@
 # same network before cycle training, OpenCV CSRT and KCF on
 #   (1) the real validation set annotations/real/<clip>/ (split val; hand-annotated keyframes,
 #       absent keyframes, masks), per clip and mean: the first table;
-#   (2) the generated exact-ground-truth sequences and the dev clips (eval/dev_annotations):
+#   (2) the generated exact-ground-truth sequences and the dev clips (annotations/dev):
 #       the second table (slow; REAL_ONLY=1 skips it).
 #   scripts/quality_table.sh [CHECKPOINT]      (default: models/cyclesiam_default.safetensors)
 # Env: OUT (outputs/quality), REAL (annotations/real), REAL_SPLIT (val; empty = every clip),
@@ -68,7 +68,7 @@ SETARGS=()
 if [[ "${REAL_ONLY:-0}" != 1 ]]; then
   "$PY" -m cyclesiam_train.eval.generate --out "$GEN" --seed 0 --num "$NUM_GEN" --no-bag --if-missing
   evaluate eval_generated "$GEN/otb" otb
-  evaluate eval_dev "$ROOT/eval/dev_annotations" real --data "$DATA"
+  evaluate eval_dev "$ROOT/annotations/dev" real --data "$DATA"
   SETARGS=(--set "generated=$OUT/eval_generated" --set "dev=$OUT/eval_dev")
 fi
 

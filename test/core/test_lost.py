@@ -101,7 +101,7 @@ def test_no_lost_while_the_cube_is_tracked_in_real_footage(cube_frames_dir) -> N
 
 
 def test_lost_probe_reads_thresholds_off_real_footage(cube_frames_dir, tmp_path) -> None:
-    """bench/lost_probe.py, as a user runs it for their own checkpoint: both signals separate the
+    """probes/lost_probe.py, as a user runs it for their own checkpoint: both signals separate the
     tracked cube from the painted-out one, and the printed thresholds lie between them."""
     import re
     import subprocess
@@ -112,7 +112,7 @@ def test_lost_probe_reads_thresholds_off_real_footage(cube_frames_dir, tmp_path)
     if path is None or not path.is_file():
         pytest.skip(f"shipped model {path} missing")
     repo = Path(__file__).resolve().parents[2]
-    command = [sys.executable, str(repo / "bench" / "lost_probe.py"), "--checkpoint", str(path), "--box",
+    command = [sys.executable, str(repo / "probes" / "lost_probe.py"), "--checkpoint", str(path), "--box",
                ",".join(str(v) for v in CUBE_BOX), "--limit", "30", "--vanish", "5"]
     done = subprocess.run([*command, "--frames", str(cube_frames_dir)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr

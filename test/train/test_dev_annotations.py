@@ -1,4 +1,4 @@
-"""Hand-annotated development keyframes (eval/dev_annotations) parse with the eval loader
+"""Hand-annotated development keyframes (annotations/dev) parse with the eval loader
 and are sane: boxes inside the image with positive size, one row per clip frame."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from cyclesiam_train.eval.datasets import load_dataset, parse_box_rows
 
 ROOT = Path(__file__).resolve().parents[2]
-ANNOTATIONS = ROOT / "eval" / "dev_annotations"
+ANNOTATIONS = ROOT / "annotations" / "dev"
 DATA = Path(os.environ.get("CYCLESIAM_DATA", ROOT / "data"))
 SETS = sorted(p.name for p in ANNOTATIONS.iterdir() if p.is_dir())
 

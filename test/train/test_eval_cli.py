@@ -27,7 +27,7 @@ def cube_otb(tmp_path: Path, cube_frames_dir: Path) -> Path:
     seq = tmp_path / "otb" / "mbt_cube"
     seq.mkdir(parents=True)
     (seq / "img").symlink_to(cube_frames_dir.resolve())
-    (seq / "groundtruth_rect.txt").symlink_to(REPO / "eval" / "dev_annotations" / "mbt_cube" / "groundtruth_rect.txt")
+    (seq / "groundtruth_rect.txt").symlink_to(REPO / "annotations" / "dev" / "mbt_cube" / "groundtruth_rect.txt")
     return seq.parent
 
 

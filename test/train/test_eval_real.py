@@ -17,7 +17,7 @@ from cyclesiam_train.eval.datasets import DatasetError, load_dataset
 from cyclesiam_train.eval.runner import evaluate_tracker, overall
 
 REPO = Path(__file__).resolve().parents[2]
-CUBE_GT = REPO / "eval" / "dev_annotations" / "mbt_cube" / "groundtruth_rect.txt"
+CUBE_GT = REPO / "annotations" / "dev" / "mbt_cube" / "groundtruth_rect.txt"
 ROWS = 41  # frames 0..40 of mbt_cube: keyframes 0, 10, 20, 30, 40
 ABSENT = 20  # declared absent here (its box row becomes nan) to exercise the absent path
 

@@ -18,10 +18,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_sigkill_at_random_moments_always_resumes_from_the_last_checkpoint(tmp_path, tree_video) -> None:
-    """bench/train_kill.py with 3 kills on a real clip: every kill leaves a readable checkpoint and model at most
+    """probes/train_kill.py with 3 kills on a real clip: every kill leaves a readable checkpoint and model at most
     one interval behind, every resume starts at that checkpoint, and the run still ends with every step logged."""
     out = tmp_path / "kill.json"
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "train_kill.py"), "--data", str(tree_video),
+    proc = subprocess.run([sys.executable, str(REPO / "probes" / "train_kill.py"), "--data", str(tree_video),
                            "--kills", "3", "--steps", "14", "--every", "2", "--seed", "1", "--json", str(out),
                            "--workdir", str(tmp_path / "work")], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert out.is_file(), proc.stdout + proc.stderr[-3000:]

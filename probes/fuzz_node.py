@@ -16,7 +16,7 @@ subscription so that every message sent is accounted for. Phases:
 and prints, per phase: crashes, silent acceptances (refusable input accepted), wrong refusals,
 unaccounted messages, log lines, decoder lines that reached stderr, and the node's RSS.
 
-    .venv/bin/python bench/fuzz_node.py [--seed 0] [--count 300]
+    .venv/bin/python probes/fuzz_node.py [--seed 0] [--count 300]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ you trained yourself may need others. This tracks FRAMES from BOX (the target mu
 view), then shows the first frame again with the target painted out (inpainted) for
 --vanish frames, and prints both signals' percentiles and thresholds that separate the two.
 
-    python bench/lost_probe.py --checkpoint runs/mine/model.safetensors \
+    python probes/lost_probe.py --checkpoint runs/mine/model.safetensors \
         --frames data/mbt_cube --box 315,205,129,145 [--limit 120] [--vanish 8] [--topic T]
 """
 

@@ -7,7 +7,7 @@ model must be readable, the checkpoint may lag the logged steps by at most one i
 resume must start exactly at the checkpoint's step. Prints one row per kill and a verdict; exit 1
 when any check failed. `--json FILE` writes the rows (test/train/test_train_kill.py reads them).
 
-    python bench/train_kill.py --data data/tree.avi --kills 10 [--steps 60] [--every 2] [--seed 0]
+    python probes/train_kill.py --data data/tree.avi --kills 10 [--steps 60] [--every 2] [--seed 0]
 """
 
 from __future__ import annotations

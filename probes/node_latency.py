@@ -8,7 +8,7 @@ target, and prints per rate:
   core tracker time p50 (tracker.track() inside the node), and the node's overhead over it,
   processed fps, dropped frames, and whether latency grew over the run (queueing).
 
-    .venv/bin/python bench/node_latency.py [--checkpoint F] [--rates 30 60] [--seconds 8] [--mask]
+    .venv/bin/python probes/node_latency.py [--checkpoint F] [--rates 30 60] [--seconds 8] [--mask]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ and one frame is tracked with the shipped settings. Prints, per sequence and per
 `tracker.center_from` mode, the mean centre error as a fraction of the true size
 (sqrt(w h)), beside "stay" (the previous true centre: what no motion estimate at all gives).
 
-    python bench/center_precision.py --checkpoint models/cyclesiam_default.safetensors \
+    python probes/center_precision.py --checkpoint models/cyclesiam_default.safetensors \
         --dataset outputs/tuning/sequences/otb
 """
 

@@ -8,7 +8,7 @@ same check cyclesiam-adapt runs). Prints per clip the median and mean of log(fin
 size) (a shrinking tracker gives < 0), the share of round trips that shrank by more than 10%, the
 median centre error as a fraction of the start size, and the mean round-trip IoU.
 
-    python bench/cycle_drift.py --checkpoint models/cyclesiam_default.safetensors \
+    python probes/cycle_drift.py --checkpoint models/cyclesiam_default.safetensors \
         --clips data/train_frames/tree data/train_frames/cityCC0 [--set tracker.KEY=VALUE ...]
 """
 

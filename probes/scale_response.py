@@ -6,7 +6,7 @@ k x the true size, and one frame is tracked with no penalty, window or smoothing
 per k, the median predicted/true size (ideal 1.0; a regression blind to scale gives ~k) and
 the mean best score (a scale-aware score peaks at k = 1).
 
-    python bench/scale_response.py --checkpoint models/cyclesiam_default.safetensors \
+    python probes/scale_response.py --checkpoint models/cyclesiam_default.safetensors \
         --dataset outputs/quality/dev_sequences outputs/eval_sequences/otb
 """
 
