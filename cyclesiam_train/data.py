@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from cyclesiam_train.config import ModelConfig, TrackerConfig, TrainConfig
+from cyclesiam_train.config import ModelConfig, TrainConfig
 from cyclesiam.crop import crop_window, image_mean, template_crop_size, to_bgr
 from cyclesiam.sources import BagSource, FrameSource, SourceError, is_bag, list_image_topics, open_source
 from cyclesiam_train.seeds import Seed, box_mask, random_box
@@ -160,14 +160,12 @@ class CycleDataset(Dataset):
     """Cycle samples over clips; `len` is the virtual size (steps x global batch)."""
 
     def __init__(self, streams: Sequence[Stream], clips: Sequence[Clip], seeds: Sequence[Seed] | None,
-                 train_cfg: TrainConfig, model_cfg: ModelConfig, tracker_cfg: TrackerConfig, length: int):
+                 train_cfg: TrainConfig, model_cfg: ModelConfig, length: int):
         self.streams = list(streams)
         self.clips = list(clips)
         self.seeds = list(seeds) if seeds is not None else None
         self.cfg = train_cfg
         self.model_cfg = model_cfg
-        # tracker_cfg is unused since the crops have their own context (train.context_amount); it
-        # stays in the signature until trainer.py's call drops it
         self.context = train_cfg.context_amount
         self.length = int(length)
         if self.seeds is not None and not self.seeds:

@@ -279,7 +279,7 @@ class Trainer:
 
     def _loader(self) -> DataLoader:
         t = self.cfg.train
-        dataset = CycleDataset(self.streams, self.clips, self.seeds, t, self.cfg.model, self.cfg.tracker,
+        dataset = CycleDataset(self.streams, self.clips, self.seeds, t, self.cfg.model,
                                length=t.steps * t.batch_size)
         sampler = StepSampler(self.step, t.steps, t.batch_size, self.info.rank, self.info.world)
         workers = max(0, int(t.workers))

@@ -82,7 +82,7 @@ def test_cycle_frames_stay_in_clip_and_move() -> None:
 def test_samples_are_deterministic_and_canvas_matches_crop_geometry(tree_video) -> None:
     cfg = Config()
     streams = discover_streams([tree_video])
-    ds = CycleDataset(streams, make_clips(streams, 20), None, cfg.train, cfg.model, cfg.tracker, 100)
+    ds = CycleDataset(streams, make_clips(streams, 20), None, cfg.train, cfg.model, 100)
     a, b, c = ds[7], ds[7], ds[8]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["frames"], c["frames"])
@@ -127,9 +127,9 @@ def _plain_and_changed(video, **train_changes) -> tuple[CycleDataset, CycleDatas
     cfg = Config()
     streams = discover_streams([video])
     clips = make_clips(streams, 20)
-    plain = CycleDataset(streams, clips, None, cfg.train, cfg.model, cfg.tracker, 100)
+    plain = CycleDataset(streams, clips, None, cfg.train, cfg.model, 100)
     changed = CycleDataset(streams, clips, None, dataclasses.replace(cfg.train, **train_changes), cfg.model,
-                           cfg.tracker, 100)
+                           100)
     return plain, changed
 
 

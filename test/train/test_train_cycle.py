@@ -15,7 +15,7 @@ from cyclesiam_train.data import CycleDataset, discover_streams, make_clips
 
 def _batch(tree_video, cfg: Config, n: int = 2) -> dict[str, torch.Tensor]:
     streams = discover_streams([tree_video])
-    ds = CycleDataset(streams, make_clips(streams, 0), None, cfg.train, cfg.model, cfg.tracker, 10)
+    ds = CycleDataset(streams, make_clips(streams, 0), None, cfg.train, cfg.model, 10)
     items = [ds[i] for i in range(n)]
     return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
