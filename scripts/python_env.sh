@@ -1,7 +1,10 @@
-# Sourced by scripts/setup_env.sh after the bootstrap: the Python to use.
-# With a sourced ROS 2 distro (colcon world) that is the system python3 with the colcon
-# install overlay; otherwise the project's .venv.
-if [[ -n "${ROS_DISTRO:-}" && -z "${CYCLESIAM_FORCE_VENV:-}" ]]; then
+# The one way a script finds its Python ($PY), sourced after the bootstrap by setup_env.sh and by
+# every script that runs project code (needs $ROOT). $PYTHON, when set, wins. With a sourced ROS 2
+# distro (colcon world) it is the system python3 with the colcon install overlay; otherwise the
+# project's .venv. (fetch_data.sh and bootstrap.sh run before the venv exists: system python3.)
+if [[ -n "${PYTHON:-}" ]]; then
+  PY="$PYTHON"
+elif [[ -n "${ROS_DISTRO:-}" && -z "${CYCLESIAM_FORCE_VENV:-}" ]]; then
   # shellcheck disable=SC1091
   source "$ROOT/install/setup.bash"
   PY="$(command -v python3)"

@@ -15,7 +15,7 @@
 # Never uses the reserved clips (box.mp4, cup.mp4, vtest.avi).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${PYTHON:-$ROOT/.venv/bin/python}"
+source "$ROOT/scripts/python_env.sh"
 CKPT="${1:-$ROOT/models/cyclesiam_default.safetensors}"
 OUT="${OUT:-$ROOT/outputs/quality}"
 GEN="${GEN:-$ROOT/outputs/eval_sequences}"

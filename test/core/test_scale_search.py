@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from cyclesiam.config import Config, TrackerConfig
+from cyclesiam.build import build_tracker
+from cyclesiam.config import Config, ConfigError, TrackerConfig, field_info, validate
 from cyclesiam.default_model import default_checkpoint
 from cyclesiam.sources import ImageFolderSource
-from cyclesiam.build import build_tracker
-from cyclesiam.tracker import PostResult, check_tracker_config
+from cyclesiam.tracking import scale as scale_registry
+from cyclesiam.tracking.scale.template import TemplateScale
+from cyclesiam.tracker import PostResult
 from cyclesiam.tracking.scale.common import scale_factors, template_similarity
 from cyclesiam.tracking.scale.score import pick_scales, scale_bias, scale_biases
 from cyclesiam.tracking.scale.template import pick_template_scales
@@ -34,7 +36,25 @@ def test_scale_factors() -> None:
 def test_bad_scale_search_settings_are_refused(field: str, value: float, message: str) -> None:
     cfg = dataclasses.replace(TrackerConfig(), **{field: value})
     with pytest.raises(ValueError, match=re.escape(message)):
-        check_tracker_config(cfg)
+        validate(cfg)
+
+
+def test_scale_from_choices_are_the_registry() -> None:
+    assert field_info(TrackerConfig, "scale_from").choices == scale_registry.SCALE_SOURCES
+    assert {"score", "template"} <= set(scale_registry.SCALE_SOURCES)
+
+
+class _Halfway(TemplateScale):
+    """A made-up strategy for the registry test: the template strategy under another name."""
+
+
+def test_a_new_scale_strategy_is_its_class_and_one_registry_entry(monkeypatch) -> None:
+    with pytest.raises(ConfigError, match="scale_from"):
+        validate(TrackerConfig(scale_from="halfway"))
+    monkeypatch.setitem(scale_registry.SCALE_STRATEGIES, "halfway", _Halfway)
+    monkeypatch.setattr(scale_registry, "SCALE_SOURCES", (*scale_registry.SCALE_SOURCES, "halfway"))
+    cfg = validate(TrackerConfig(scale_from="halfway"))  # the config accepts it with no word added there
+    assert type(scale_registry.scale_strategy(cfg)) is _Halfway
 
 
 def _post(best_pscores: list[float]) -> PostResult:

@@ -169,7 +169,7 @@ class ShapeRecordingBackend(TorchBackend):
 
 @pytest.mark.parametrize("scale_from", ["template", "score"])
 def test_lost_holds_the_box_searches_wider_and_recovers(model, model_cfg, cube_frames, scale_from):
-    cfg = TrackerConfig(lost_threshold=1.01, recover_threshold=1.01, lost_frames=2,  # every score is low
+    cfg = TrackerConfig(lost_threshold=1.0, recover_threshold=1.0, lost_frames=2,  # every score is low
                         lost_similarity=0.0, recover_similarity=0.0, lost_hold=True,
                         scale_from=scale_from, scale_steps=5 if scale_from == "template" else 3)
     backend = ShapeRecordingBackend(model, "cpu")

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from cyclesiam.anchors import base_anchors, generate_anchors
-from cyclesiam.config import AnchorConfig, TrackerConfig
-from cyclesiam.tracker import (LOST, TRACKING, check_tracker_config, decode_response, hanning_window, next_state,
+from cyclesiam.config import AnchorConfig, TrackerConfig, validate
+from cyclesiam.tracker import (LOST, TRACKING, decode_response, hanning_window, next_state,
                                peak_positions, postprocess, validate_box)
 
 R, K = 25, 5
@@ -142,21 +142,21 @@ def test_peak_vertex_exact_on_a_parabola_and_zero_at_the_border_or_a_plateau():
 
 def test_unknown_center_source_is_refused():
     with pytest.raises(ValueError, match="center_from"):
-        check_tracker_config(TrackerConfig(center_from="mask"))
+        validate(TrackerConfig(center_from="mask"))
 
 
 @pytest.mark.parametrize("field, value", [("lost_similarity", -0.1), ("recover_similarity", 1.5),
                                           ("lost_similarity", float("nan"))])
 def test_bad_similarity_thresholds_are_refused(field, value):
-    with pytest.raises(ValueError, match="lost_similarity and recover_similarity"):
-        check_tracker_config(TrackerConfig(**{field: value}))
+    with pytest.raises(ValueError, match=field):
+        validate(TrackerConfig(**{field: value}))
 
 
 @pytest.mark.parametrize("field, value", [("template_update_rate", 0.0), ("template_update_rate", 1.5),
                                           ("template_update_anchor", -0.1), ("template_update_anchor", float("nan"))])
 def test_bad_template_update_weights_are_refused(field, value):
-    with pytest.raises(ValueError, match="template_update_rate must be in"):
-        check_tracker_config(TrackerConfig(**{field: value}))
+    with pytest.raises(ValueError, match=field):
+        validate(TrackerConfig(**{field: value}))
 
 
 def test_clip_to_image_and_minimum_size():
