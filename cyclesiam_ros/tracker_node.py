@@ -40,7 +40,7 @@ from typing import Any, Callable
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.client import Client
-from rclpy.exceptions import InvalidParameterValueException
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.publisher import Publisher
@@ -501,7 +501,7 @@ def main(args: list[str] | None = None) -> int:
         executor.spin_until_future_complete(node.finalized)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except InvalidParameterValueException as exc:  # a start-up value outside its declared range
+    except (InvalidParameterValueException, InvalidParameterTypeException) as exc:  # a start-up value
         print(f"[{NODE_NAME}] error: {exc}", flush=True)
         return 2
     finally:
