@@ -284,7 +284,7 @@ def test_autostart_false_is_a_managed_start_driven_by_the_readme_calls(probe, la
     state = ros2_cli("service", "call", f"{fqn}/get_state", "lifecycle_msgs/srv/GetState")
     assert "label='active'" in state.stdout, state.stdout
     _assert_up(probe, child, fqn)
-    assert get_parameters(probe, fqn, ["autostart"]) == {"autostart": False}, "the launch argument's string became a bool"
+    assert get_parameters(probe, fqn, ["autostart"]) == {"autostart": False}, "the argument's string became a bool"
     call = ros2_cli("service", "call", f"{fqn}/change_state", "lifecycle_msgs/srv/ChangeState",
                     "{transition: {label: shutdown}}")
     assert "success=True" in call.stdout, (call.stdout, call.stderr)

@@ -186,15 +186,21 @@ def test_configure_again_then_shutdown_ends_the_process(managed):
     assert managed.proc.stop() == 0, managed.proc.output()[-3000:]
 
 
-def test_cleanup_releases_the_model_object(rclpy_context, node_checkpoint):
-    """In-process: no reference to the tracker (network, sessions, targets) survives cleanup."""
+def _in_process_node(namespace: str, checkpoint, device: str):
     from rclpy.parameter import Parameter as Param
 
-    from cyclesiam_ros.tracker_node import SUCCESS, TrackerNode
+    from cyclesiam_ros.tracker_node import TrackerNode
 
-    tracker_node = TrackerNode(namespace="/lc_inproc", parameter_overrides=[
-        Param("autostart", value=False), Param("checkpoint", value=str(node_checkpoint)),
-        Param("runtime.device", value="cpu"), Param("runtime.backend", value="torch")])
+    return TrackerNode(namespace=namespace, parameter_overrides=[
+        Param("autostart", value=False), Param("checkpoint", value=str(checkpoint)),
+        Param("runtime.device", value=device), Param("runtime.backend", value="torch")])
+
+
+def test_cleanup_releases_the_model_object(rclpy_context, node_checkpoint):
+    """In-process: no reference to the tracker (network, sessions, targets) survives cleanup."""
+    from cyclesiam_ros.tracker_node import SUCCESS
+
+    tracker_node = _in_process_node("/lc_inproc", node_checkpoint, "cpu")
     try:
         assert tracker_node.tracker is None
         assert tracker_node.trigger_configure() == SUCCESS
@@ -204,6 +210,26 @@ def test_cleanup_releases_the_model_object(rclpy_context, node_checkpoint):
         assert tracker_node.trigger_cleanup() == SUCCESS
         gc.collect()
         assert model() is None and tracker_node.tracker is None
+    finally:
+        tracker_node.shutdown()
+        tracker_node.destroy_node()
+
+
+def test_cleanup_gives_the_gpu_memory_back(rclpy_context, node_checkpoint):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    from cyclesiam_ros.tracker_node import SUCCESS
+
+    before = torch.cuda.memory_allocated()
+    tracker_node = _in_process_node("/lc_cuda", node_checkpoint, "cuda")
+    try:
+        assert tracker_node.trigger_configure() == SUCCESS
+        loaded = torch.cuda.memory_allocated()
+        assert loaded > before, "the model is on the GPU after configure"
+        assert tracker_node.trigger_cleanup() == SUCCESS
+        assert torch.cuda.memory_allocated() == before, "cleanup left tensors on the GPU"
     finally:
         tracker_node.shutdown()
         tracker_node.destroy_node()
