@@ -172,6 +172,8 @@ class RuntimeConfig:
 class NodeSettings:
     """The ROS node's own parameters (top-level keys of config/tracker.yaml), besides tracker.* and runtime.*."""
 
+    autostart: bool = setting(True, "configure and activate at start (lifecycle); false: stay unconfigured until "
+                              "a lifecycle manager or `ros2 lifecycle set` drives the transitions", restart=True)
     checkpoint: str = setting("", "safetensors checkpoint; empty = the shipped default model", restart=True)
     input_transport: str = setting("raw", "raw (sensor_msgs/Image on 'image') | compressed ('image/compressed')",
                                    choices=("raw", "compressed"), restart=True)

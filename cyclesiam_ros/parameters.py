@@ -26,7 +26,7 @@ def declare_parameters(node: Node) -> None:
 
 def descriptor(info: FieldInfo) -> ParameterDescriptor:
     """The ROS descriptor of one field: description, range, choices/oddness as constraints."""
-    restart = " (read at start-up only: restart to change)" if info.restart else ""
+    restart = " (read at configure only: restart, or cleanup and configure, to change)" if info.restart else ""
     desc = ParameterDescriptor(description=info.description + restart, read_only=False)
     constraints = []
     if info.choices:
@@ -59,11 +59,14 @@ def settings_from_parameters(node: Node, overrides: dict[str, Any] | None = None
     return config, from_dict(NodeSettings, sections[""])
 
 
-def check_changes(node: Node, changes: dict[str, Any]) -> tuple[tuple[Config, NodeSettings] | None, str]:
-    """The config after run-time `changes`, or None and the reason they are refused."""
+def check_changes(node: Node, changes: dict[str, Any], configured: bool = True
+                  ) -> tuple[tuple[Config, NodeSettings] | None, str]:
+    """The config after run-time `changes`, or None and the reason they are refused. Restart-only
+    parameters may change only while the node is unconfigured: configure reads them."""
     restart = sorted(set(changes) & RESTART_ONLY)
-    if restart:
-        return None, f"{restart} only take effect at start-up; restart the node"
+    if restart and configured:
+        return None, (f"{restart} only take effect at configure; restart the node, or cleanup, set them "
+                      "and configure (lifecycle)")
     try:
         return settings_from_parameters(node, changes), ""
     except ConfigError as exc:

@@ -14,6 +14,14 @@
 | pub | `~/status` | cyclesiam_ros/msg/TrackStatusArray | every target, TRACKING/LOST, score, latency |
 | pub | `/diagnostics` | diagnostic_msgs/DiagnosticArray | rates, latency, dropped frames, target states |
 
+Lifecycle (rclpy `LifecycleNode`; `autostart`, default true, runs configure + activate at start):
+configure reads the parameters and loads the model, and creates the services (`create_services`);
+activate creates the subscriptions, publishers and timer (`create_interfaces`) and starts the
+worker; deactivate stops the worker and destroys them (`destroy_interfaces`), targets kept;
+cleanup frees the model, the targets and the services; shutdown releases everything and ends `main`.
+Parameters are declared at construction, so they can be set before configure (restart-only ones
+only while unconfigured).
+
 Threading: the image callback only converts and stores the newest frame (never blocks on
 the network); one worker thread runs the tracker on the newest frame (`worker.py`); frames
 that arrive while it works replace the pending one and are counted as dropped. Parameters:
@@ -23,21 +31,31 @@ that arrive while it works replace the pending one and are counted as dropped. P
 from __future__ import annotations
 
 import dataclasses
+import gc
 import threading
 import time
-from typing import Any
+import traceback
+from typing import Any, Callable
 
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import InvalidParameterValueException
+from rclpy.client import Client
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, DurabilityPolicy
+from rclpy.service import Service
+from rclpy.subscription import Subscription
+from rclpy.task import Future
+from rclpy.timer import Timer
 from sensor_msgs.msg import CompressedImage, Image
 from diagnostic_msgs.msg import DiagnosticArray
 from vision_msgs.msg import Detection2D, Detection2DArray
 
+from cyclesiam.checkpoint import CheckpointError
 from cyclesiam.config import ConfigError
+from cyclesiam.device import DeviceError
 from cyclesiam.default_model import resolve_checkpoint
 from cyclesiam.visualize import draw_results
 from cyclesiam_ros import messages
@@ -54,9 +72,13 @@ from cyclesiam_ros.worker import NewestFrameWorker
 __all__ = ["NODE_NAME", "TrackerNode", "declare_parameters", "main"]
 
 NODE_NAME = "cyclesiam_tracker"
+# what a bad checkpoint, device or parameter raises at configure: one log line, no traceback
+CONFIGURE_ERRORS = (OSError, CheckpointError, DeviceError, ConfigError, ValueError)
+SUCCESS, FAILURE, ERROR = (TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE,
+                           TransitionCallbackReturn.ERROR)
 
 
-class TrackerNode(Node):
+class TrackerNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         declare_parameters(self)
@@ -65,32 +87,125 @@ class TrackerNode(Node):
         self._class_ids: dict[str, str] = {}
         self._target_shape: tuple[int, ...] | None = None  # image shape the targets live in
         self.log = ThrottledLogger(self.get_logger(), period_s=5.0)  # every line about untrusted input
-        self.config, self.settings = settings_from_parameters(self)
+        self.config, self.settings = None, None  # read at configure
+        self.tracker = None
+        self.history: FrameHistory | None = None
+        self.checkpoint_path = None
+        self.image_topic = self.resolve_topic_name("image")
+        self._worker: NewestFrameWorker | None = None
+        self._diagnostics_timer = None
+        self._active = False
+        self._configured_entities: list = []  # made by create_services, destroyed at cleanup
+        self._active_entities: list = []  # made by create_interfaces, destroyed at deactivate
+        self.finalized = Future()  # done once the node is shut down (lifecycle `shutdown`)
+        self.add_on_set_parameters_callback(self.on_set_parameters)
+
+    @property
+    def autostart(self) -> bool:
+        return bool(self.get_parameter("autostart").value)
+
+    def start(self) -> bool:
+        """configure + activate (autostart); False when a transition failed (its reason is logged)."""
+        return self.trigger_configure() == SUCCESS and self.trigger_activate() == SUCCESS
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.config, self.settings = settings_from_parameters(self)
+            self.tracker = self.load_tracker()
+        except Exception as exc:  # the transition fails, the node stays unconfigured
+            self.config, self.settings, self.tracker = None, None, None
+            self.get_logger().error(f"configure failed: {exc}")
+            if not isinstance(exc, CONFIGURE_ERRORS):
+                self.get_logger().error(traceback.format_exc())
+            return FAILURE
         self.history = FrameHistory(self.settings.history_size, self.settings.history_max_mb << 20,
                                     int(self.settings.history_reset_jump * 1e9))
-        self.tracker = self.load_tracker()
-        self.create_interfaces()
-        self.add_on_set_parameters_callback(self.on_set_parameters)
+        self._configured_entities = self._created_by(self.create_services)
+        self.get_logger().info(f"configured: checkpoint {self.checkpoint_path}, device {self.tracker.device}, "
+                               f"backend {self.tracker.backend.name}")
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._guarded("activate", self._activate)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._guarded("deactivate", self._deactivate)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._guarded("cleanup", self._cleanup)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = self._guarded("shutdown", self.release)
+        self.finalized.set_result(state.label)
+        return result
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition raised: release everything, back to unconfigured."""
+        return self._guarded("error recovery", self.release)
+
+    def _guarded(self, name: str, step: Callable[[], None]) -> TransitionCallbackReturn:
+        try:
+            step()
+        except Exception:  # rclpy would turn it into ERROR without a word
+            self.get_logger().error(f"{name} failed:\n{traceback.format_exc()}")
+            return ERROR
+        return SUCCESS
+
+    def _activate(self) -> None:
         self._worker = NewestFrameWorker(self.process, self._on_process_error)
+        self._active_entities = self._created_by(self.create_interfaces)
+        self._active = True
         self.get_logger().info(
-            f"ready: input '{self.image_topic}' ({self.settings.input_transport}, "
-            f"{self.settings.image_reliability}), checkpoint {self.checkpoint_path}, "
-            f"device {self.tracker.device}, backend {self.tracker.backend.name}"
-        )
+            f"active: input '{self.image_topic}' ({self.settings.input_transport}, {self.settings.image_reliability}), "
+            f"{len(self.tracker)} target(s)")
+
+    def _deactivate(self) -> None:
+        """Stop processing; the targets stay for the next activate. The frame history is
+        cleared: no frames arrive while inactive, and a stream may restart its stamps."""
+        self._active = False
+        if self._worker is not None:
+            self._worker.stop()  # no frame is in flight when the publishers go
+            self._worker = None
+        self.destroy_interfaces()
+        self.history.clear()
+        self.get_logger().info(f"inactive: {len(self.tracker)} target(s) kept")
+
+    def _cleanup(self) -> None:
+        self._destroy(self._configured_entities)
+        self._configured_entities = []
+        with self._lock:
+            count = len(self.tracker)
+            self.tracker, self.history, self.checkpoint_path = None, None, None
+            self._class_ids.clear()
+            self._target_shape = None
+        self.config, self.settings = None, None
+        _free_memory()
+        self.get_logger().info(f"unconfigured: model and {count} target(s) freed")
+
+    def release(self) -> None:
+        """Back to nothing from any state (shutdown, error recovery, exit)."""
+        if self._active or self._worker is not None or self._active_entities:
+            self._deactivate()
+        if self.tracker is not None:
+            self._cleanup()
 
     # ------------------------------------------------------------------ parameters
 
     def on_set_parameters(self, params) -> SetParametersResult:
         changes = {p.name: p.value for p in params}
-        checked, reason = check_changes(self, changes)
+        checked, reason = check_changes(self, changes, configured=self.tracker is not None)
         if checked is None:
             return SetParametersResult(successful=False, reason=reason)
+        if self.tracker is None:
+            return SetParametersResult(successful=True)  # configure reads them
         with self._lock:
             self.config, self.settings = checked
             self.tracker.cfg = dataclasses.replace(self.config.tracker)
         self.history.resize(self.settings.history_size, self.settings.history_max_mb << 20)
         self.history.reset_jump_ns = int(self.settings.history_reset_jump * 1e9)
-        if "diagnostics_period" in changes:
+        if "diagnostics_period" in changes and self._diagnostics_timer is not None:
             self._diagnostics_timer.timer_period_ns = int(self.settings.diagnostics_period * 1e9)
         return SetParametersResult(successful=True)
 
@@ -102,7 +217,13 @@ class TrackerNode(Node):
         self.checkpoint_path = resolve_checkpoint(self.settings.checkpoint or None)
         return build_tracker(self.config, checkpoint=self.checkpoint_path)
 
+    def create_services(self) -> None:
+        """Services that answer while configured, active or not (made at configure)."""
+        self.create_service(SetTarget, "~/set_target", self.on_set_target)
+        self.create_service(RemoveTarget, "~/remove_target", self.on_remove_target)
+
     def create_interfaces(self) -> None:
+        """Subscriptions, publishers and timers of the active node (made at activate)."""
         reliability = self.settings.image_reliability
         image_qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
@@ -118,8 +239,6 @@ class TrackerNode(Node):
             self.create_subscription(CompressedImage, "image/compressed", self.on_compressed, image_qos)
         self.image_topic = self.resolve_topic_name(self.image_topic)
         self.create_subscription(Detection2D, "~/target", self.on_detector_target, 10)
-        self.create_service(SetTarget, "~/set_target", self.on_set_target)
-        self.create_service(RemoveTarget, "~/remove_target", self.on_remove_target)
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.pub_detections = self.create_publisher(Detection2DArray, "~/detections", out_qos)
         self.pub_detection = self.create_publisher(Detection2D, "~/detection", out_qos)
@@ -128,6 +247,30 @@ class TrackerNode(Node):
         self.pub_status = self.create_publisher(TrackStatusArray, "~/status", out_qos)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(self.settings.diagnostics_period, self.publish_diagnostics)
+
+    def destroy_interfaces(self) -> None:
+        self._destroy(self._active_entities)
+        self._active_entities = []
+        self._diagnostics_timer = None
+
+    def _entities(self) -> set:
+        return {*self.subscriptions, *self.publishers, *self.timers, *self.services, *self.clients}
+
+    def _created_by(self, make: Callable[[], None]) -> list:
+        """What `make` created on this node: destroyed together later, whoever adds to `make`."""
+        before = self._entities()
+        try:
+            make()
+        except Exception:  # none of a half-made set survives
+            self._destroy([entity for entity in self._entities() if entity not in before])
+            raise
+        return [entity for entity in self._entities() if entity not in before]
+
+    def _destroy(self, entities: list) -> None:
+        destroy = {Subscription: self.destroy_subscription, Publisher: self.destroy_publisher,
+                   Timer: self.destroy_timer, Service: self.destroy_service, Client: self.destroy_client}
+        for entity in entities:
+            next(fn for kind, fn in destroy.items() if isinstance(entity, kind))(entity)
 
     # ------------------------------------------------------------------ input
 
@@ -209,6 +352,9 @@ class TrackerNode(Node):
         return best_overlap(xywh, boxes, self.settings.detector_match_iou) or ""
 
     def _set_target(self, header, bbox, target_id: str, mask_msg, class_id: str) -> tuple[str, str]:
+        if not self._active:
+            raise Refused("inactive", "the node is inactive (lifecycle): no frames arrive to set a target on; "
+                          "activate it first")
         frame = self._frame_for(header)
         box = check_box(messages.bbox_to_xywh(bbox), frame.image.shape)
         try:
@@ -324,7 +470,17 @@ class TrackerNode(Node):
         self.pub_diagnostics.publish(diagnostic_array(status, self.get_clock().now().to_msg()))
 
     def shutdown(self) -> None:
-        self._worker.stop()
+        if self._worker is not None:
+            self._worker.stop()
+
+
+def _free_memory() -> None:
+    """Give the model's memory back now, not at the next collection (CUDA keeps a cache)."""
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _size(shape: tuple[int, ...] | None) -> str:
@@ -332,19 +488,20 @@ def _size(shape: tuple[int, ...] | None) -> str:
 
 
 def main(args: list[str] | None = None) -> int:
-    from cyclesiam.device import DeviceError
-
+    """Run the node until Ctrl-C or its lifecycle `shutdown`; 2 when autostart's configure or
+    activate failed (the reason is logged: a missing checkpoint, no CUDA, a bad parameter)."""
     rclpy.init(args=args)
     node = None
     try:
         node = TrackerNode()
+        if node.autostart and not node.start():
+            return 2
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        executor.spin_until_future_complete(node.finalized)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (FileNotFoundError, DeviceError, ConfigError, InvalidParameterValueException) as exc:
-        # a missing checkpoint, no CUDA, a parameter outside its range: one clear line, non-zero exit
+    except (InvalidParameterValueException, InvalidParameterTypeException) as exc:  # a start-up value
         print(f"[{NODE_NAME}] error: {exc}", flush=True)
         return 2
     finally:

@@ -7,6 +7,8 @@
 Arguments with a key in params_file (YAML_KEYS) are passed to the node only when given, so
 by default the YAML decides. The launch ends when the node ends: with a non-zero code when it
 failed. A missing params_file, or rviz:=true without RViz 2, is an error before anything starts.
+With autostart:=false the node waits unconfigured for a lifecycle manager (or `ros2 lifecycle
+set`); its `shutdown` transition ends the node, and so the launch, with 0.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ ARGUMENTS = {
     "backend": ("", "auto | torch | onnxruntime; empty = params_file's runtime.backend"),
     "input_transport": ("", "raw | compressed; empty = params_file's"),
     "image_reliability": ("", "best_effort | reliable (match your camera driver); empty = params_file's"),
+    "autostart": ("", "true: configure + activate at start | false: stay unconfigured for a lifecycle manager; "
+                      "empty = params_file's (true)"),
     "namespace": ("", "namespace of the node (and its ~/ topics)"),
     "node_name": ("cyclesiam_tracker", "node name"),
     "log_level": ("info", "debug | info | warn | error"),
@@ -46,6 +50,7 @@ YAML_KEYS = {
     "backend": "runtime.backend",
     "input_transport": "input_transport",
     "image_reliability": "image_reliability",
+    "autostart": "autostart",
 }
 RVIZ_TEMPLATE_NODE = "/cyclesiam_tracker"  # the node config/tracker.rviz names
 RVIZ_TEMPLATE_IMAGE = "/camera/image_raw"
@@ -64,6 +69,8 @@ def launch_setup(context: LaunchContext) -> list:
     if with_rviz:
         require_package("rviz2", "rviz:=true needs RViz 2 (apt install ros-$ROS_DISTRO-rviz2), or leave rviz out")
     overrides = {key: cfg[name] for name, key in YAML_KEYS.items() if cfg[name]}
+    if cfg["autostart"]:  # a bool parameter: the string "false" would not match its type
+        overrides["autostart"] = evaluate_condition_expression(context, [LaunchConfiguration("autostart")])
     image = cfg["image"]
     tracker = Node(
         package=PACKAGE,

@@ -269,6 +269,30 @@ def _cli_sees_node(fqn: str, timeout: float) -> bool:
 
 
 @needs_launch
+@pytest.mark.slow
+def test_autostart_false_is_a_managed_start_driven_by_the_readme_calls(probe, launched):
+    """`autostart:=false`: the node waits unconfigured; the README's ChangeState calls through the
+    real `ros2 service call` configure and activate it; its `shutdown` ends the launch with 0."""
+    fqn = "/managed_tracker"
+    child = launched("managed_tracker", "node_name:=managed_tracker", "autostart:=false")
+    assert wait_for_service(probe, f"{fqn}/get_state", NODE_START_S), child.output()[-3000:]
+    assert f"{fqn}/set_target" not in dict(probe.get_service_names_and_types()), "unconfigured: no model, no services"
+    for label in ("configure", "activate"):
+        call = ros2_cli("service", "call", f"{fqn}/change_state", "lifecycle_msgs/srv/ChangeState",
+                        f"{{transition: {{label: {label}}}}}", timeout=120)
+        assert call.returncode == 0 and "success=True" in call.stdout, (label, call.stdout, call.stderr)
+    state = ros2_cli("service", "call", f"{fqn}/get_state", "lifecycle_msgs/srv/GetState")
+    assert "label='active'" in state.stdout, state.stdout
+    _assert_up(probe, child, fqn)
+    assert get_parameters(probe, fqn, ["autostart"]) == {"autostart": False}, "the argument's string became a bool"
+    call = ros2_cli("service", "call", f"{fqn}/change_state", "lifecycle_msgs/srv/ChangeState",
+                    "{transition: {label: shutdown}}")
+    assert "success=True" in call.stdout, (call.stdout, call.stderr)
+    assert wait_exit(child, 30) == 0, child.output()[-3000:]
+    assert not processes_of_node("managed_tracker"), "the tracker outlived its shutdown"
+
+
+@needs_launch
 def test_rviz_without_rviz2_fails_cleanly_and_starts_nothing(launched):
     """Defect 2: the launch exited 1 and left the tracker running as an orphan."""
     from ament_index_python.packages import PackageNotFoundError, get_package_prefix
