@@ -1,7 +1,10 @@
 """Cost of the 3D step per frame (cyclesiam/depth3d.py) at 640x480: one target, its mask
 or its box, uint16 and float32 depth, a small and a large target, side by side in one run.
+With --tracker: what depth adds to a frame of the node when nothing else asks for masks
+(the shipped model on the real mbt_cube frames: track without masks, against track with
+masks + the 3D step), interleaved frame by frame.
 
-    PYTHONPATH=. .venv/bin/python probes/depth_cost.py [--repeats 5] [--frames 200]
+    PYTHONPATH=. .venv/bin/python probes/depth_cost.py [--repeats 5] [--frames 200] [--tracker]
 
 Prints ms per frame p50 and the range of the p50 over the repeats (the machine is shared:
 compare rows of the same run only)."""
@@ -45,10 +48,46 @@ def time_case(depth, box, mask, frames: int) -> float:
     return float(np.median(samples))
 
 
+def tracker_case(frames: int) -> None:
+    from pathlib import Path
+
+    import cv2
+
+    from cyclesiam.build import build_tracker
+    from cyclesiam.config import Config
+    from cyclesiam.default_model import default_checkpoint
+
+    folder = Path(__file__).resolve().parents[1] / "data" / "mbt_cube"
+    images = [cv2.imread(str(p)) for p in sorted(folder.glob("*.pgm"))[:frames]]
+    cfg = Config()
+    cfg.runtime.device = "cpu"
+    tracker = build_tracker(cfg, default_checkpoint())
+    tracker.add_target(images[0], (250.0, 170.0, 140.0, 140.0))  # the cube
+    depth = scene(np.uint16)
+    plain, with_depth, step3d = [], [], []
+    for image in images[1:]:
+        start = time.perf_counter()
+        tracker.track(image, want_masks=False)
+        plain.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        [result] = tracker.track(image, want_masks=True)
+        middle = time.perf_counter()
+        target_3d(depth, K, DepthConfig(), result.bbox, result.mask)
+        with_depth.append((time.perf_counter() - start) * 1000)
+        step3d.append((time.perf_counter() - middle) * 1000)
+    q = lambda v: f"p50 {np.median(v):.2f} ms (p10..p90 {np.percentile(v, 10):.2f}..{np.percentile(v, 90):.2f})"  # noqa: E731
+    print(f"tracker, 1 target, {len(plain)} mbt_cube frames 640x480 (each frame tracked both ways, interleaved):")
+    print(f"  track, no masks            : {q(plain)}")
+    print(f"  track with masks + 3D step : {q(with_depth)}")
+    print(f"  of which the 3D step       : {q(step3d)}")
+    print(f"  added per frame            : p50 {np.median(np.subtract(with_depth, plain)):.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--tracker", action="store_true", help="also the node's added cost with the shipped model")
     args = parser.parse_args()
     cases = []
     for dtype in (np.uint16, np.float32):
@@ -66,6 +105,8 @@ def main() -> None:
           f"{args.repeats} repeats)")
     for name, values in runs.items():
         print(f"  {name}: p50 {np.median(values):.3f} ms  range {min(values):.3f}..{max(values):.3f}")
+    if args.tracker:
+        tracker_case(min(args.frames, 100))
 
 
 if __name__ == "__main__":

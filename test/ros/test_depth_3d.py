@@ -250,6 +250,39 @@ def test_bad_depth_input_is_reported_and_2d_goes_on(client, frames, node_and_cli
     assert client.det3d_for(stamp)[0].detections[0].bbox.center.position.z == pytest.approx(1.0)
 
 
+def set_parameter(client, name: str, value):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    srv = client.session.node.create_client(SetParameters, f"{NS}/cyclesiam_tracker/set_parameters")
+    assert srv.wait_for_service(timeout_sec=10)
+    if isinstance(value, bool):
+        value = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
+    elif isinstance(value, int):
+        value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    else:
+        value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+    request = SetParameters.Request(parameters=[Parameter(name=name, value=value)])
+    return client.session.call(srv, request).results[0]
+
+
+def test_depth_parameters_change_at_run_time(client, frames):
+    """depth.* are checked like every parameter and take effect on the next frame; depth.enabled
+    is read at start-up only."""
+    start_tracking(client, frames)
+    info = client.info_msg(320, 240)
+    assert not set_parameter(client, "depth.max_range", 0.05).successful  # below min_range (0.1)
+    refused = set_parameter(client, "depth.enabled", False)
+    assert not refused.successful and "restart" in refused.reason
+    try:
+        assert set_parameter(client, "depth.max_range", 0.9).successful  # the plane at 1 m is now out of range
+        stamp = client.session.next_stamp()
+        status = client.step(frames[1], client.depth_msg(np.full((240, 320), 1000, np.uint16), stamp), info, stamp)
+        assert status is not None and "outside 0.1..0.9 m" in status.targets[0].depth_status
+    finally:
+        assert set_parameter(client, "depth.max_range", 10.0).successful
+
+
 # ---------------------------------------------------------------------------- (b) Castle-simu
 
 CASTLE = Path(__file__).resolve().parents[2] / "data" / "castle_simu"
