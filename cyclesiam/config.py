@@ -21,9 +21,9 @@ import yaml
 
 from cyclesiam.config_fields import ConfigError, FieldInfo, Rule, default_of, fields_of, setting, validate
 
-__all__ = ["AnchorConfig", "Config", "ConfigError", "DepthConfig", "FieldInfo", "ModelConfig", "NodeSettings", "RuntimeConfig",
-           "TrackerConfig", "fields_of", "from_dict", "load_config", "merge", "parse_dotted", "read_yaml",
-           "response_size", "setting", "to_dict", "validate"]
+__all__ = ["AnchorConfig", "Config", "ConfigError", "DepthConfig", "FieldInfo", "ModelConfig", "NodeSettings",
+           "RuntimeConfig", "TrackerConfig", "fields_of", "from_dict", "load_config", "merge", "parse_dotted",
+           "read_yaml", "response_size", "setting", "to_dict", "validate"]
 T = TypeVar("T")
 
 @dataclass

@@ -97,7 +97,11 @@ class Depth3DOutput:
     def publish(self, frame, results, class_ids: dict[str, str], primary: str | None) -> dict[str, str]:
         """The 3D outputs of one tracked frame; returns each target's `depth_status` (empty
         strings while no depth arrives)."""
-        if not results or not self.active():
+        if not self.active():
+            return {}
+        if not results:  # no targets (any more): clear RViz
+            if self.pub_markers.get_subscription_count() > 0:
+                self.pub_markers.publish(depth_messages.markers_msg({}, frame.header))
             return {}
         tracked = [r for r in results if r.state == "tracking"]
         targets, status = self._targets(frame, tracked)

@@ -78,7 +78,8 @@ def launch_setup(context: LaunchContext) -> list:
         emulate_tty=True,
         arguments=["--ros-args", "--log-level", cfg["log_level"]],
         parameters=[str(params_file)] + ([overrides] if overrides else []),
-        remappings=[("image", image), ("image/compressed", image + "/compressed")] + depth_remappings(cfg, image),
+        remappings=[("image", image), ("image/compressed", image + "/compressed"),
+                    *depth_remappings(cfg, image)],
     )
     actions = [tracker, RegisterEventHandler(OnProcessExit(target_action=tracker, on_exit=end_with_node))]
     if with_rviz:

@@ -75,7 +75,9 @@ def tracker_case(frames: int) -> None:
         target_3d(depth, K, DepthConfig(), result.bbox, result.mask)
         with_depth.append((time.perf_counter() - start) * 1000)
         step3d.append((time.perf_counter() - middle) * 1000)
-    q = lambda v: f"p50 {np.median(v):.2f} ms (p10..p90 {np.percentile(v, 10):.2f}..{np.percentile(v, 90):.2f})"  # noqa: E731
+    def q(v: list[float]) -> str:
+        return f"p50 {np.median(v):.2f} ms (p10..p90 {np.percentile(v, 10):.2f}..{np.percentile(v, 90):.2f})"
+
     print(f"tracker, 1 target, {len(plain)} mbt_cube frames 640x480 (each frame tracked both ways, interleaved):")
     print(f"  track, no masks            : {q(plain)}")
     print(f"  track with masks + 3D step : {q(with_depth)}")
