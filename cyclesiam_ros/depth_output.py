@@ -47,6 +47,8 @@ class Depth3DOutput:
         self._info_problem = ""
         self._depth_problem = ""  # why the last depth message was dropped ("" when it was fine)
         self._lock = threading.Lock()
+        self._subscriptions: list = []  # for destroy()
+        self._publishers: list = []
 
     @classmethod
     def create(cls, node) -> "Depth3DOutput":
@@ -55,13 +57,25 @@ class Depth3DOutput:
         if not node.settings.depth.enabled:
             out.pub_detections = None
             return out
-        node.create_subscription(Image, "depth", out.on_depth, qos_profile_sensor_data)
-        node.create_subscription(CameraInfo, "camera_info", out.on_camera_info, qos_profile_sensor_data)
+        out._subscriptions = [
+            node.create_subscription(Image, "depth", out.on_depth, qos_profile_sensor_data),
+            node.create_subscription(CameraInfo, "camera_info", out.on_camera_info, qos_profile_sensor_data),
+        ]
         out.pub_detections = node.create_publisher(Detection3DArray, "~/detections_3d", 5)
         out.pub_point = node.create_publisher(PointStamped, "~/target_point", 5)
         out.pub_markers = node.create_publisher(MarkerArray, "~/markers", 5)
+        out._publishers = [out.pub_detections, out.pub_point, out.pub_markers]
         out.depth_topic = node.resolve_topic_name("depth")
         return out
+
+    def destroy(self) -> None:
+        """Remove the subscriptions and publishers from the node (a lifecycle deactivate/cleanup)."""
+        for sub in self._subscriptions:
+            self.node.destroy_subscription(sub)
+        for pub in self._publishers:
+            self.node.destroy_publisher(pub)
+        self._subscriptions, self._publishers = [], []
+        self.pub_detections = None  # inactive from now on
 
     # ------------------------------------------------------------------ input
 

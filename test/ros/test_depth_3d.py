@@ -283,6 +283,37 @@ def test_depth_parameters_change_at_run_time(client, frames):
         assert set_parameter(client, "depth.max_range", 10.0).successful
 
 
+def test_interfaces_are_made_in_one_call_and_removed_in_one(rclpy_context):
+    """Depth3DOutput.create(node) makes every 3D interface (the lifecycle node calls it on
+    activate), destroy() removes them; with depth.enabled false it makes none."""
+    import dataclasses
+
+    from cyclesiam.config import DepthConfig, NodeSettings
+    from cyclesiam_ros.depth_output import Depth3DOutput
+    from cyclesiam_ros.log_throttle import ThrottledLogger
+
+    node = rclpy_context.create_node("depth_output_probe", namespace="/d3probe")
+    node.log = ThrottledLogger(node.get_logger())
+    try:
+        node.settings = NodeSettings()
+        out = Depth3DOutput.create(node)
+        topics = {name for name, _ in node.get_publisher_names_and_types_by_node(node.get_name(), "/d3probe")}
+        assert {"/d3probe/depth_output_probe/detections_3d", "/d3probe/depth_output_probe/target_point",
+                "/d3probe/depth_output_probe/markers"} <= topics
+        subs = {name for name, _ in node.get_subscriber_names_and_types_by_node(node.get_name(), "/d3probe")}
+        assert {"/d3probe/depth", "/d3probe/camera_info"} <= subs
+        out.destroy()
+        assert not out.active() and out.publish(None, [object()], {}, None) == {}
+        subs = {name for name, _ in node.get_subscriber_names_and_types_by_node(node.get_name(), "/d3probe")}
+        assert "/d3probe/depth" not in subs
+        node.settings = NodeSettings(depth=dataclasses.replace(DepthConfig(), enabled=False))
+        before = len(list(node.subscriptions))
+        Depth3DOutput.create(node)
+        assert len(list(node.subscriptions)) == before
+    finally:
+        node.destroy_node()
+
+
 # ---------------------------------------------------------------------------- (b) Castle-simu
 
 CASTLE = Path(__file__).resolve().parents[2] / "data" / "castle_simu"
