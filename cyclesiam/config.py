@@ -177,7 +177,8 @@ class DepthConfig:
                                      "paired with it (0 = identical stamps only)", ge=0.0, le=1.0)
     buffer_size: int = setting(5, "depth frames kept for pairing by stamp", ge=1, le=100)
     wait: float = setting(0.05, "s the worker waits for a depth frame not yet arrived for the image it tracked "
-                          "(only while pairing works; 0 = never wait)", ge=0.0, le=1.0)
+                          "(only while pairing works; 0 = never wait, e.g. for depth slower than the colour camera)",
+                          ge=0.0, le=1.0)
     min_pixels: int = setting(50, "valid depth pixels a target's mask (or box) needs for a 3D output",
                               ge=1, le=10_000_000)
     min_range: float = setting(0.1, "m; nearer depth values are invalid", ge=0.0, le=1000.0)
