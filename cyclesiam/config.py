@@ -22,9 +22,9 @@ import yaml
 from cyclesiam.config_fields import (ConfigError, FieldInfo, Rule, default_of, field_info, fields_of, registry, setting,
                                      validate)
 
-__all__ = ["AnchorConfig", "Config", "ConfigError", "FieldInfo", "ModelConfig", "NodeSettings", "RuntimeConfig",
-           "TrackerConfig", "field_info", "fields_of", "from_dict", "load_config", "merge", "parse_dotted", "read_yaml",
-           "response_size", "setting", "to_dict", "validate"]
+__all__ = ["AnchorConfig", "Config", "ConfigError", "DepthConfig", "FieldInfo", "ModelConfig", "NodeSettings",
+           "RuntimeConfig", "TrackerConfig", "field_info", "fields_of", "from_dict", "load_config", "merge",
+           "parse_dotted", "read_yaml", "response_size", "setting", "to_dict", "validate"]
 T = TypeVar("T")
 
 @dataclass
@@ -169,6 +169,37 @@ class RuntimeConfig:
 
 
 @dataclass
+class DepthConfig:
+    """The target in 3D from aligned depth (`cyclesiam/depth3d.py`; node parameters `depth.*`)."""
+
+    enabled: bool = setting(True, "subscribe to 'depth' and 'camera_info' and publish ~/detections_3d, "
+                            "~/target_point, ~/markers; while no depth arrives the node behaves as without them",
+                            restart=True)
+    stamp_tolerance: float = setting(0.02, "max |stamp difference| (s) between a colour image and the depth frame "
+                                     "paired with it (0 = identical stamps only)", ge=0.0, le=1.0)
+    buffer_size: int = setting(5, "depth frames kept for pairing by stamp", ge=1, le=100)
+    wait: float = setting(0.05, "s the worker waits for a depth frame not yet arrived for the image it tracked "
+                          "(only while pairing works; 0 = never wait, e.g. for depth slower than the colour camera)",
+                          ge=0.0, le=1.0)
+    min_pixels: int = setting(50, "valid depth pixels a target's mask (or box) needs for a 3D output",
+                              ge=1, le=10_000_000)
+    min_range: float = setting(0.1, "m; nearer depth values are invalid", ge=0.0, le=1000.0)
+    max_range: float = setting(10.0, "m; farther depth values are invalid", gt=0.0, le=1000.0)
+    cluster_bin: float = setting(0.02, "m; depth histogram bin: an empty bin between two depths splits the "
+                                 "target's pixels into clusters (object against background)", ge=0.001, le=1.0)
+    cluster_min_share: float = setting(0.25, "the target is the nearest depth cluster holding at least this share of "
+                                       "the valid pixels (else the largest cluster)", **UNIT)
+    extent_percentile: float = setting(5.0, "the extent spans the p-th to (100-p)-th percentile of the points on "
+                                       "each axis", ge=0.0, le=25.0)
+    max_points: int = setting(20000, "at most this many pixels per target (an even grid over the region): bounds "
+                              "the cost for large targets", ge=100, le=10_000_000)
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        (lambda c: c.max_range > c.min_range, "max_range must be > min_range"),
+    )
+
+
+@dataclass
 class NodeSettings:
     """The ROS node's own parameters (top-level keys of config/tracker.yaml), besides tracker.* and runtime.*."""
 
@@ -203,6 +234,7 @@ class NodeSettings:
                                              ge=0.1, le=3600.0)
     diagnostics_drop_warn: float = setting(0.5, "/diagnostics WARN when more than this share of the period's "
                                                 "frames was dropped (the node slower than the camera)", **UNIT)
+    depth: DepthConfig = field(default_factory=DepthConfig)  # parameters depth.*
 
 
 @dataclass

@@ -54,7 +54,8 @@ def detections_msg(results, header, class_ids: dict[str, str]) -> Detection2DArr
     return out
 
 
-def status_msg(results, header, latency: float, dropped: int) -> TrackStatusArray:
+def status_msg(results, header, latency: float, dropped: int,
+               depth_status: dict[str, str] | None = None) -> TrackStatusArray:
     out = TrackStatusArray()
     out.header = header
     out.dropped_frames = int(dropped)
@@ -66,6 +67,7 @@ def status_msg(results, header, latency: float, dropped: int) -> TrackStatusArra
         st.score = float(r.score)
         st.bbox = bbox_msg(*r.bbox)
         st.latency = float(latency)
+        st.depth_status = (depth_status or {}).get(r.id, "")
         out.targets.append(st)
     return out
 

@@ -9,11 +9,11 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
-from cyclesiam.config import (Config, ConfigError, FieldInfo, NodeSettings, RuntimeConfig, TrackerConfig, fields_of,
-                              from_dict, merge)
+from cyclesiam.config import (Config, ConfigError, DepthConfig, FieldInfo, NodeSettings, RuntimeConfig, TrackerConfig,
+                              fields_of, from_dict, merge)
 
 # parameter name prefix -> the config section it fills ("" = the node's own settings)
-SECTIONS = {"": NodeSettings, "tracker.": TrackerConfig, "runtime.": RuntimeConfig}
+SECTIONS = {"": NodeSettings, "tracker.": TrackerConfig, "runtime.": RuntimeConfig, "depth.": DepthConfig}
 FIELDS: dict[str, FieldInfo] = {prefix + info.name: info for prefix, cls in SECTIONS.items() for info in fields_of(cls)}
 RESTART_ONLY = frozenset(name for name, info in FIELDS.items() if info.restart)
 
@@ -56,7 +56,7 @@ def settings_from_parameters(node: Node, overrides: dict[str, Any] | None = None
         prefix = name.split(".", 1)[0] + "." if "." in name else ""
         sections[prefix][name[len(prefix):]] = value
     config = merge(Config(), {"tracker": sections["tracker."], "runtime": sections["runtime."]})
-    return config, from_dict(NodeSettings, sections[""])
+    return config, from_dict(NodeSettings, {**sections[""], "depth": sections["depth."]})
 
 
 def check_changes(node: Node, changes: dict[str, Any], configured: bool = True

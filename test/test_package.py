@@ -28,7 +28,7 @@ PIP_ONLY = {
 }
 ROS_PACKAGES = {
     "rclpy", "std_msgs", "sensor_msgs", "vision_msgs", "diagnostic_msgs", "rcl_interfaces",
-    "builtin_interfaces", "geometry_msgs", "lifecycle_msgs", "std_srvs", "launch", "launch_ros",
+    "builtin_interfaces", "geometry_msgs", "lifecycle_msgs", "std_srvs", "launch", "launch_ros", "visualization_msgs",
     "ament_index_python",
 }
 

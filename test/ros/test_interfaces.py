@@ -60,6 +60,28 @@ def test_vision_msgs_match_upstream_field_lists():
     assert deserialize_message(serialize_message(arr), Detection2DArray) == arr
 
 
+def test_vision_msgs_3d_match_upstream_field_lists_and_status_has_depth_status():
+    from cyclesiam_ros.msg import TrackStatus
+    from vision_msgs.msg import BoundingBox3D, Detection3D, Detection3DArray
+
+    assert BoundingBox3D.get_fields_and_field_types() == {"center": "geometry_msgs/Pose", "size": "geometry_msgs/Vector3"}
+    assert Detection3D.get_fields_and_field_types() == {
+        "header": "std_msgs/Header",
+        "results": "sequence<vision_msgs/ObjectHypothesisWithPose>",
+        "bbox": "vision_msgs/BoundingBox3D",
+        "id": "string",
+    }
+    assert Detection3DArray.get_fields_and_field_types() == {
+        "header": "std_msgs/Header", "detections": "sequence<vision_msgs/Detection3D>"}
+    det = Detection3D(id="cup")
+    det.bbox.center.position.z, det.bbox.size.x = 0.8, 0.1
+    arr = Detection3DArray(detections=[det])
+    assert deserialize_message(serialize_message(arr), Detection3DArray) == arr
+    # the existing fields keep their order; the new one comes last
+    assert list(TrackStatus.get_fields_and_field_types()) == [
+        "header", "id", "state", "score", "bbox", "latency", "depth_status"]
+
+
 SERVER = textwrap.dedent(
     """
     import rclpy

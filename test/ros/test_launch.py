@@ -342,7 +342,8 @@ def test_rviz_topics_follow_namespace_and_node_name(launched, tmp_path):
                      extra_prefixes=[tmp_path / "rviz_prefix"])
     assert _wait_file(config_copy, 30), child.output()[-3000:]
     topics = set(_display_topics(config_copy).values())
-    assert topics == {"/arm_cam/rviz_ns_tracker/debug_image", "/arm_cam/rviz_ns_tracker/mask", "/arm_cam/color/image_raw"}
+    assert topics == {"/arm_cam/rviz_ns_tracker/debug_image", "/arm_cam/rviz_ns_tracker/mask", "/arm_cam/color/image_raw",
+                      "/arm_cam/rviz_ns_tracker/markers"}
     rviz_args = Path(str(config_copy)[: -len(".config")] + ".args").read_text().split()
     generated = Path(rviz_args[rviz_args.index("-d") + 1])
     assert generated.is_file()
@@ -385,3 +386,20 @@ def test_cuda_without_cuda_is_a_one_line_error(launched):
     child = launched("cuda_tracker", "node_name:=cuda_tracker", "device:=cuda")
     out = _assert_fails_without_node(child, "cuda_tracker", "CUDA is not available")
     assert "Traceback" not in out, out
+
+
+@needs_launch
+def test_depth_and_camera_info_remaps():
+    """depth:= only when given (no depth publisher: exactly the 2D node); camera_info:= defaults to
+    the image's sibling (camera driver convention)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tracker_launch", LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    remaps = module.depth_remappings
+    assert remaps({"depth": "", "camera_info": ""}, "/camera/color/image_raw") == [
+        ("camera_info", "/camera/color/camera_info")]
+    assert remaps({"depth": "/cam/aligned_depth", "camera_info": "/cam/info"}, "image_raw") == [
+        ("depth", "/cam/aligned_depth"), ("camera_info", "/cam/info")]
+    assert remaps({"depth": "", "camera_info": ""}, "image_raw") == [("camera_info", "camera_info")]
