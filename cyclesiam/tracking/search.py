@@ -53,21 +53,13 @@ def search(net: Network, cfg: TrackerConfig, bgr: np.ndarray, pad: tuple[float, 
                                timing)
     resp = net.response(cls.shape[-1])
     t0 = time.perf_counter()
-    scores, boxes = _decode(cls, loc, resp)
+    scores_t, boxes_t = decode_response(cls, loc, resp.anchors)
+    scores, boxes = scores_t.cpu().numpy(), boxes_t.cpu().numpy()
     post = postprocess(scores, boxes, centers, sizes, scale_z, resp.window, np.repeat(window_influence, n_scales),
                        cfg, bgr.shape, resp.anchors_np, resp.score_size,
                        _distractor_factors(cfg, members, n_scales, centers, scale_z, resp))
     timing["post"] = timing.get("post", 0.0) + ms_since(t0)
     return SearchRows(post=post, scores=scores, centers=centers, scale_z=scale_z, feat=feat, resp=resp)
-
-
-def _decode(cls: torch.Tensor, loc: torch.Tensor, resp: Response) -> tuple[np.ndarray, np.ndarray]:
-    """The decode where the outputs are: NumPy for CPU tensors (no torch ops for a few thousand
-    values), torch on an accelerator, then only the scores and boxes come to the host."""
-    if cls.device.type == "cpu":
-        return decode_response(cls.numpy(), loc.numpy(), resp.anchors.numpy())
-    scores, boxes = decode_response(cls, loc, resp.anchors)
-    return scores.cpu().numpy(), boxes.cpu().numpy()
 
 
 def _distractor_factors(cfg: TrackerConfig, members: list[Target], n_scales: int, centers: np.ndarray,
