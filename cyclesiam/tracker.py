@@ -246,7 +246,8 @@ class SiamTracker:
     def _search(self, bgr: np.ndarray, pad: tuple[float, ...], search_size: int, members: list[Target],
                 factors: np.ndarray, lost: ReportLost, timing: dict[str, float]) -> SearchRows:
         window_influence = np.array([lost.window_influence(t) for t in members])
-        return search(self._net, self.cfg, bgr, pad, search_size, members, factors, window_influence, timing)
+        return search(self._net, self.cfg, bgr, pad, search_size, members, factors, window_influence, timing,
+                      scale_strategy(self.cfg).search_features)
 
     def _templates(self, bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray) -> torch.Tensor:
         return self._net.templates(bgr, centers, sizes, self.cfg.context_amount)

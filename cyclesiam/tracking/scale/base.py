@@ -22,6 +22,8 @@ ONE_SCALE = np.ones(1)
 class ScaleStrategy:
     """Size from the box regression of a single search."""
 
+    search_features = False  # whether the search must return its features (SearchRows.xf)
+
     def __init__(self, cfg: TrackerConfig) -> None:
         self.cfg = cfg
 

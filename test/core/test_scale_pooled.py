@@ -1,0 +1,96 @@
+"""Scale "pooled": template-sized windows sampled out of the search features, on the shipped model
+and real frames, against the template crops the "template" strategy embeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cyclesiam.build import build_tracker
+from cyclesiam.config import Config
+from cyclesiam.crop import image_mean, to_bgr
+from cyclesiam.default_model import default_checkpoint
+from cyclesiam.tracking.scale.common import scale_rows, template_similarity
+from cyclesiam.tracking.scale.pooled import pooled_windows
+from cyclesiam.tracking.search import search
+
+FACTORS = np.array([0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25])
+BOX = (315.0, 205.0, 129.0, 145.0)
+
+
+@pytest.fixture(scope="module")
+def cube_frames(cube_frames_dir):
+    import cv2
+
+    from cyclesiam.sources import ImageFolderSource
+
+    return [cv2.imread(str(f)) for f in ImageFolderSource(cube_frames_dir).files[:8:2]]
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    path = default_checkpoint()
+    if path is None or not path.is_file():
+        pytest.skip(f"shipped model {path} missing")
+    cfg = Config()
+    cfg.runtime.device, cfg.runtime.backend = "cpu", "torch"
+    return build_tracker(cfg, path)
+
+
+def _windows_at(tracker, frame, box, offset_px=(0.0, 0.0)):
+    tid = tracker.add_target(frame, box, target_id="probe")
+    target = tracker._targets[tid]
+    found = search(tracker._net, tracker.cfg, frame, image_mean(frame), tracker.model_cfg.search_size, [target],
+                   np.ones(1), np.zeros(1), {}, features=True)
+    assert found.xf is not None and found.xf.shape[-1] == int(np.ceil(tracker.model_cfg.search_size / 8))
+    offsets = np.asarray([offset_px], dtype=np.float64) * found.scale_z[:, None]
+    windows = pooled_windows(found.xf, offsets, FACTORS, found.search_size, tracker.model_cfg,
+                             target.reference.shape[-1])
+    return target, windows
+
+
+def test_the_window_at_the_true_size_is_the_most_like_the_template(tracker, cube_frames):
+    frame = to_bgr(cube_frames[0])
+    target, windows = _windows_at(tracker, frame, BOX)
+    assert windows.shape[:2] == (1, len(FACTORS)) and windows.shape[2:] == target.reference.shape
+    similarity = template_similarity(windows, target.reference[None])[0]
+    assert np.argmax(similarity) == list(FACTORS).index(1.0), similarity
+    assert similarity[FACTORS == 1.0][0] > 0.9  # the same cells the template holds, seen from the search crop
+    assert similarity[0] < similarity[3] - 0.05 and similarity[-1] < similarity[3] - 0.05
+
+
+def test_pooled_windows_follow_the_template_crops_off_centre(tracker, cube_frames):
+    """Off the target, the pooled similarity falls as the embedded crops' does (same scale ranking)."""
+    frame = to_bgr(cube_frames[0])
+    target, centred = _windows_at(tracker, frame, BOX)
+    _, shifted = _windows_at(tracker, frame, BOX, offset_px=(40.0, 0.0))
+    sim_c = template_similarity(centred, target.reference[None])[0]
+    sim_s = template_similarity(shifted, target.reference[None])[0]
+    crops = tracker._net.templates(frame, *scale_rows(target.center[None] + [[40.0, 0.0]], target.size[None], FACTORS),
+                                   tracker.cfg.context_amount)
+    sim_crop = template_similarity(crops[None], target.reference[None])[0]
+    assert sim_s.max() < sim_c.max() - 0.05
+    assert sim_crop.max() < 0.95  # the crops see the shift too
+    assert np.corrcoef(sim_s, sim_crop)[0, 1] > 0.8, (sim_s, sim_crop)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_pooled_tracker_runs_without_extra_template_passes(cube_frames, backend):
+    pytest.importorskip("onnxruntime") if backend == "onnxruntime" else None
+    path = default_checkpoint()
+    if path is None or not path.is_file():
+        pytest.skip(f"shipped model {path} missing")
+    cfg = Config()
+    cfg.runtime.device, cfg.runtime.backend = "cpu", backend
+    cfg.tracker.scale_from, cfg.tracker.lost_similarity, cfg.tracker.recover_similarity = "pooled", 0.0, 0.0
+    tracker = build_tracker(cfg, path)
+    calls = []
+    original = tracker.backend.template
+    tracker.backend.template = lambda z: calls.append(len(z)) or original(z)  # count passes, the real network
+    tracker.add_target(cube_frames[0], BOX)
+    calls.clear()
+    for frame in cube_frames[1:4]:
+        (result,) = tracker.track(frame)
+    assert calls == []  # no template-sized backbone pass at all while tracking
+    assert result.bbox[2] > 0 and abs(np.log(result.bbox[2] / BOX[2])) < 0.3
