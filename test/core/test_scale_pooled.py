@@ -94,3 +94,43 @@ def test_pooled_tracker_runs_without_extra_template_passes(cube_frames, backend)
         (result,) = tracker.track(frame)
     assert calls == []  # no template-sized backbone pass at all while tracking
     assert result.bbox[2] > 0 and abs(np.log(result.bbox[2] / BOX[2])) < 0.3
+
+
+def test_similarity_on_demand_gives_the_states_of_measuring_every_frame(cube_frames, monkeypatch):
+    """pooled measures the LOST rule's similarity only where it can change the state: the same states
+    as measuring every target every frame, fewer template passes, NaN similarity elsewhere."""
+    from cyclesiam.tracking.scale.pooled import PooledScale
+
+    path = _checkpoint_or_skip()
+    # the cube, then a blank wall (the target gone: low scores, LOST), then the cube again
+    blank = np.full_like(cube_frames[0], 128)
+    frames = [cube_frames[1], cube_frames[2]] + [blank] * 5 + [cube_frames[3]] * 4
+
+    def run(on_demand: bool):
+        monkeypatch.setattr(PooledScale, "similarity_on_demand", on_demand)
+        cfg = Config()
+        cfg.runtime.device, cfg.runtime.backend, cfg.tracker.scale_from = "cpu", "torch", "pooled"
+        tracker = build_tracker(cfg, path)
+        passes = []
+        original = tracker.backend.template
+        tracker.backend.template = lambda z: passes.append(len(z)) or original(z)
+        tracker.add_target(cube_frames[0], BOX)
+        passes.clear()
+        results = [tracker.track(f)[0] for f in frames]
+        return results, sum(passes)
+
+    lazy, lazy_passes = run(True)
+    every, every_passes = run(False)
+    assert [str(r.state) for r in lazy] == [str(r.state) for r in every]
+    assert "lost" in {str(r.state) for r in every}  # the rule really decided something here
+    np.testing.assert_allclose([r.bbox for r in lazy], [r.bbox for r in every], atol=1e-9)
+    assert every_passes == len(frames) and lazy_passes < every_passes
+    measured = [not np.isnan(r.similarity) for r in lazy]
+    assert any(measured) and not all(measured)
+
+
+def _checkpoint_or_skip():
+    path = default_checkpoint()
+    if path is None or not path.is_file():
+        pytest.skip(f"shipped model {path} missing")
+    return path

@@ -2,7 +2,9 @@
 backbone passes. Around each moving target's new centre, a template-sized window is sampled
 bilinearly out of the search features the one search already computed, at the current size x each
 scale factor, and the window most similar (cosine) to the target's first template wins; the size
-moves towards it. The LOST rule's template similarity stays a template crop, at factor 1 only.
+moves towards it. The LOST rule's template similarity stays a template crop, at factor 1 only, and
+is measured only for the targets whose state it can change this frame (a low score while tracking,
+a recovering score while LOST); TrackResult.similarity is NaN on the other frames.
 
 Geometry: a search crop pixel is a template crop pixel at factor 1 (both crops come from the same
 context window, sides in the ratio search_size : template_size), so one template feature cell is
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 class PooledScale(TemplateScale):
     search_features = True
+    similarity_on_demand = True  # the one template pass left, only where the LOST rule reads it
 
     def similarity_factors(self, all_held: bool) -> np.ndarray:
         return ONE_SCALE
