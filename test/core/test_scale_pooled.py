@@ -134,3 +134,28 @@ def _checkpoint_or_skip():
     if path is None or not path.is_file():
         pytest.skip(f"shipped model {path} missing")
     return path
+
+
+def test_onnx_search_features_match_torch(cube_frames):
+    pytest.importorskip("onnxruntime")
+    path = _checkpoint_or_skip()
+    backends = {}
+    for name in ("torch", "onnxruntime"):
+        cfg = Config()
+        cfg.runtime.device, cfg.runtime.backend = "cpu", name
+        backends[name] = build_tracker(cfg, path)
+    net = backends["torch"]._net
+    frame = cube_frames[1]
+    x = net.crop(net.model_cfg.search_size)(frame, np.array([[380.0, 280.0], [150.0, 120.0]]), np.array([300.0, 200.0]),
+                                           net.model_cfg.search_size, image_mean(frame)).clone()
+    z = net.crop(net.model_cfg.template_size)(frame, np.array([[380.0, 280.0], [150.0, 120.0]]),
+                                             np.array([150.0, 100.0]), net.model_cfg.template_size).clone()
+    outs = {}
+    for name, tracker in backends.items():
+        zf = tracker.backend.template(z)
+        outs[name] = [o.float() for o in tracker.backend.track_features(zf, x)]
+        plain = tracker.backend.track(zf, x)
+        assert len(plain) == 3 and torch.equal(plain[0].float(), outs[name][0])
+    xf_t, xf_o = outs["torch"][3], outs["onnxruntime"][3]
+    assert xf_o.shape == xf_t.shape == (2, xf_t.shape[1], 32, 32)
+    assert torch.allclose(xf_o, xf_t, rtol=1e-3, atol=1e-3 * float(xf_t.abs().max()))
