@@ -99,7 +99,8 @@ class TrackerConfig:
     # template: n template-sized crops, each ~1/4 of a search pass; score was the default (scale_steps 3, step 1.1)
     scale_from: str = setting(
         "template", "template: one search, then the scale whose template-sized crop is most like the template | "
-        "score: search every scale, best penalised score wins (SiamFC)",
+        "score: search every scale, best penalised score wins (SiamFC) | pooled: as template, the windows sampled "
+        "out of the search features (no extra backbone pass)",
         choices=registry("cyclesiam.tracking.scale", "SCALE_SOURCES"))
     # with the default model "peak" is better on the generated sequences, worse on the real dev clips (docs/MODEL.md)
     center_from: str = setting(

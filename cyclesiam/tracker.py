@@ -46,7 +46,7 @@ from cyclesiam.tracking.scale import SCALE_SOURCES, scale_strategy
 from cyclesiam.tracking.scale.base import ScaleStrategy
 from cyclesiam.tracking.search import SearchRows, search
 from cyclesiam.tracking.similarity import Appearance
-from cyclesiam.tracking.state import TrackState, next_state, similarity_decides
+from cyclesiam.tracking.state import TrackState, next_state, reads_similarity, similarity_decides
 from cyclesiam.tracking.target import Target, extent
 from cyclesiam.tracking.template_update import update_templates
 
@@ -216,7 +216,10 @@ class SiamTracker:
 
         appearance = Appearance(self._net, cfg, bgr, members, post.center, timing)
         if similarity_decides(cfg):
-            appearance.measure(range(len(members)), scale.similarity_factors(all_held))
+            rows = [b for b, t in enumerate(members)
+                    if not scale.similarity_on_demand or reads_similarity(t.state, float(post.score[b]), cfg)]
+            if rows:
+                appearance.measure(rows, scale.similarity_factors(all_held))
         for b, t in enumerate(members):
             t.state, t.low_count = next_state(t.state, t.low_count, float(post.score[b]), cfg, appearance.best(b))
         moving = [b for b, t in enumerate(members) if not lost.held(t)]  # a held box stays; searched wider next
@@ -245,7 +248,8 @@ class SiamTracker:
     def _search(self, bgr: np.ndarray, pad: tuple[float, ...], search_size: int, members: list[Target],
                 factors: np.ndarray, lost: ReportLost, timing: dict[str, float]) -> SearchRows:
         window_influence = np.array([lost.window_influence(t) for t in members])
-        return search(self._net, self.cfg, bgr, pad, search_size, members, factors, window_influence, timing)
+        return search(self._net, self.cfg, bgr, pad, search_size, members, factors, window_influence, timing,
+                      scale_strategy(self.cfg).search_features)
 
     def _templates(self, bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray) -> torch.Tensor:
         return self._net.templates(bgr, centers, sizes, self.cfg.context_amount)

@@ -68,9 +68,15 @@ class SiameseNet(nn.Module):
         """zf [B,C,t,t], x [B,3,S,S] -> cls [B,2k,R,R], loc [B,4k,R,R], feat [B,F,R,R].
 
         Row b of x is correlated with row b of zf only (one template per target)."""
+        return self.track_features(zf, x)[:3]
+
+    def track_features(self, zf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`track` plus the search features xf [B,C,ceil(S/8),ceil(S/8)] it correlated (read by the
+        pooled scale strategy, which samples template-sized windows out of them)."""
         xf = self.features(x)
         corr = xcorr_depthwise(xf, zf.to(xf.dtype), self.xcorr_mode)
-        return self.rpn(corr)
+        cls, loc, feat = self.rpn(corr)
+        return cls, loc, feat, xf
 
     def mask(self, feat_vectors: torch.Tensor) -> torch.Tensor:
         """feat_vectors [N,F] (rows of `feat` at chosen positions) -> [N, mask_size^2] logits."""

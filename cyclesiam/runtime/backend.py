@@ -21,5 +21,8 @@ class NetworkBackend(Protocol):
     def track(self, zf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """zf [B, C, t, t], x [B, 3, S, S] -> (cls [B, 2k, R, R], loc [B, 4k, R, R], feat [B, F, R, R])."""
 
+    def track_features(self, zf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`track` plus the search features xf [B, C, H, W] (stride 8) the correlation read."""
+
     def mask(self, feat: torch.Tensor) -> torch.Tensor:
         """feat [N, F] (gathered at the chosen positions) -> mask logits [N, M*M]."""

@@ -43,8 +43,8 @@ class _TrackPart(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, zf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.net.track(zf, x)
+    def forward(self, zf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.net.track_features(zf, x)
 
 
 class _MaskPart(nn.Module):
@@ -120,13 +120,14 @@ def _part_specs(net: nn.Module, cfg: ModelConfig) -> dict[str, _PartSpec]:
     specs = {
         "template": _PartSpec(_TemplatePart(net), (z,), ["z"], ["zf"], {"z": {0: "batch"}, "zf": {0: "batch"}}),
         "track": _PartSpec(
-            _TrackPart(net), (zf, x), ["zf", "x"], ["cls", "loc", "feat"],
+            _TrackPart(net), (zf, x), ["zf", "x"], ["cls", "loc", "feat", "xf"],
             {
                 "zf": {0: "batch"},
                 "x": {0: "batch", 2: "search", 3: "search"},
                 "cls": {0: "batch", 2: "response", 3: "response"},
                 "loc": {0: "batch", 2: "response", 3: "response"},
                 "feat": {0: "batch", 2: "response", 3: "response"},
+                "xf": {0: "batch", 2: "features", 3: "features"},
             },
         ),
     }

@@ -3,7 +3,8 @@
 Parts (all inputs BGR float32 crops in 0..255, NCHW):
 
   template.onnx  z [B,3,T,T]                  -> zf [B,C,t,t]
-  track.onnx     zf [B,C,t,t], x [B,3,S,S]    -> cls [B,2k,R,R], loc [B,4k,R,R], feat [B,F,R,R]
+  track.onnx     zf [B,C,t,t], x [B,3,S,S]    -> cls [B,2k,R,R], loc [B,4k,R,R], feat [B,F,R,R],
+                                                 xf [B,C,S/8,S/8] (the search features, format 2)
   mask.onnx      feat [N,F]                   -> logits [N,M*M]        (only when the model has one)
 
 B (number of targets), N and S (search size: 255 normally, `lost_search_size` while
@@ -21,7 +22,7 @@ from typing import Mapping
 from cyclesiam.config import ModelConfig, to_dict
 
 FORMAT_NAME = "cyclesiam-onnx"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the track part also outputs xf, the search features (pooled scale)
 DEFAULT_OPSET = 17
 PARTS = ("template", "track", "mask")
 INPUT_FORMAT = "BGR float32 0..255 NCHW (ImageNet normalisation inside the model)"

@@ -103,16 +103,19 @@ class OnnxBackend:
 
         return from_dict(ModelConfig, json.loads(self.metadata["track"]["model_config"]), "model")
 
-    def _run(self, part: str, feeds: dict[str, torch.Tensor]) -> list[np.ndarray]:
+    def _run(self, part: str, feeds: dict[str, torch.Tensor], outputs: list[str] | None = None) -> list[np.ndarray]:
         arrays = {k: np.ascontiguousarray(v.detach().cpu().numpy(), dtype=np.float32) for k, v in feeds.items()}
-        return self._sessions[part].run(None, arrays)
+        return self._sessions[part].run(outputs, arrays)
 
     def template(self, z: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self._run("template", {"z": z})[0])
 
     def track(self, zf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        cls, loc, feat = self._run("track", {"zf": zf, "x": x})
+        cls, loc, feat = self._run("track", {"zf": zf, "x": x}, ["cls", "loc", "feat"])
         return torch.from_numpy(cls), torch.from_numpy(loc), torch.from_numpy(feat)
+
+    def track_features(self, zf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.from_numpy(a) for a in self._run("track", {"zf": zf, "x": x}, ["cls", "loc", "feat", "xf"]))
 
     def mask(self, feat: torch.Tensor) -> torch.Tensor:
         if not self.has_mask:

@@ -47,6 +47,11 @@ class TorchBackend:
         return cls.float(), loc.float(), feat
 
     @torch.inference_mode()
+    def track_features(self, zf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        cls, loc, feat, xf = self.model.track_features(zf, self._input(x))
+        return cls.float(), loc.float(), feat, xf
+
+    @torch.inference_mode()
     def mask(self, feat: torch.Tensor) -> torch.Tensor:
         return self.model.mask(feat).float()
 

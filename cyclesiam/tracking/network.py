@@ -49,13 +49,15 @@ class Network:
         return self.backend.template(z).clone()
 
     def track(self, bgr: np.ndarray, pad: tuple[float, ...], centers: np.ndarray, sides: np.ndarray,
-              search_size: int, zf: torch.Tensor, timing: dict[str, float]) -> tuple[torch.Tensor, ...]:
-        """Search crops (sides [B] image pixels) -> (cls, loc, feat); adds the ms to timing crop / network."""
+              search_size: int, zf: torch.Tensor, timing: dict[str, float],
+              features: bool = False) -> tuple[torch.Tensor, ...]:
+        """Search crops (sides [B] image pixels) -> (cls, loc, feat[, xf when `features`]); adds the
+        ms to timing crop / network."""
         t0 = time.perf_counter()
         x = self.crop(search_size)(bgr, centers, sides, search_size, pad)
         timing["crop"] = timing.get("crop", 0.0) + ms_since(t0)
         t0 = time.perf_counter()
-        out = self.backend.track(zf, x)
+        out = self.backend.track_features(zf, x) if features else self.backend.track(zf, x)
         timing["network"] = timing.get("network", 0.0) + ms_since(t0)
         return out
 

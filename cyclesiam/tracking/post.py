@@ -1,5 +1,5 @@
-"""The tracker's numpy face of the shared SiamRPN decode (decode.py): B targets at once, float64,
-plus the tracker's own option of a sub-cell peak centre (tracker.center_from "peak")."""
+"""The tracker's face of the shared SiamRPN decode (decode.py, run on NumPy here): B targets at once,
+float64, plus the tracker's own option of a sub-cell peak centre (tracker.center_from "peak")."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from cyclesiam.config import TrackerConfig
 from cyclesiam.tracking import decode
@@ -92,29 +91,28 @@ def postprocess(
     """
     t = _float64
     centers, sizes, scale_z = t(centers).reshape(-1, 2), t(sizes).reshape(-1, 2), t(scale_z).reshape(-1)
-    wi = torch.broadcast_to(t(window_influence), scale_z.shape)[:, None]
+    wi = np.broadcast_to(t(window_influence), scale_z.shape)[:, None]
     choice = decode.choose(t(scores), t(boxes), sizes * scale_z[:, None], t(window), wi, cfg.penalty_k,
                            cfg.context_amount, None if score_factors is None else t(score_factors))
-    pscore, best = choice.pscore.numpy(), choice.best.numpy()
     offset = None
     if cfg.center_from == "peak":
         if anchors is None or score_size < 1:
             raise ValueError("postprocess: tracker.center_from 'peak' needs the anchors and the score size")
-        offset = t(peak_positions(pscore, best, anchors, score_size))
-    center, size, lr = decode.step(centers, sizes, choice, scale_z, cfg.lr, torch.zeros(2, dtype=torch.float64),
-                                   _image_extent(image_shape), cfg.min_size, offset)
-    return PostResult(best=best, score=choice.score.numpy(), center=center.numpy(), size=size.numpy(),
-                      penalty=choice.penalty.numpy(), pscore=pscore, lr=lr.numpy())
+        offset = peak_positions(choice.pscore, choice.best, anchors, score_size)
+    center, size, lr = decode.step(centers, sizes, choice, scale_z, cfg.lr, np.zeros(2), _image_extent(image_shape),
+                                   cfg.min_size, offset)
+    return PostResult(best=choice.best, score=choice.score, center=center, size=size, penalty=choice.penalty,
+                      pscore=choice.pscore, lr=lr)
 
 
 def clip_size(size: np.ndarray, cfg: TrackerConfig, image_shape: Sequence[int]) -> np.ndarray:
     """Sizes [B, 2] clipped to [min_size, image side]."""
-    return decode.clip_size(_float64(size), _image_extent(image_shape), cfg.min_size).numpy()
+    return decode.clip_size(_float64(size), _image_extent(image_shape), cfg.min_size)
 
 
-def _image_extent(image_shape: Sequence[int]) -> torch.Tensor:
-    return torch.tensor([float(image_shape[1]), float(image_shape[0])], dtype=torch.float64)
+def _image_extent(image_shape: Sequence[int]) -> np.ndarray:
+    return np.array([float(image_shape[1]), float(image_shape[0])])
 
 
-def _float64(values: np.ndarray | float) -> torch.Tensor:
-    return torch.from_numpy(np.array(values, dtype=np.float64))
+def _float64(values: np.ndarray | float) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)

@@ -30,18 +30,22 @@ class SearchRows:
     scale_z: np.ndarray  # [rows] crop pixels per image pixel
     feat: torch.Tensor  # [rows, F, R, R]
     resp: Response
+    xf: torch.Tensor | None = None  # [rows, C, H, W] search features (only when asked for)
+    search_size: int = 0  # crop side, network pixels
 
     def take(self, rows: np.ndarray) -> "SearchRows":
         """Only the given rows."""
         return SearchRows(post=self.post.take(rows), scores=self.scores[rows], centers=self.centers[rows],
                           scale_z=self.scale_z[rows], feat=self.feat[torch.as_tensor(rows, device=self.feat.device)],
-                          resp=self.resp)
+                          resp=self.resp, search_size=self.search_size,
+                          xf=None if self.xf is None else self.xf[torch.as_tensor(rows, device=self.xf.device)])
 
 
 def search(net: Network, cfg: TrackerConfig, bgr: np.ndarray, pad: tuple[float, ...], search_size: int,
            members: list[Target], factors: np.ndarray, window_influence: np.ndarray,
-           timing: dict[str, float]) -> SearchRows:
-    """Every target (window_influence [B] each) at its size x each of `factors` [S] -> B*S rows."""
+           timing: dict[str, float], features: bool = False) -> SearchRows:
+    """Every target (window_influence [B] each) at its size x each of `factors` [S] -> B*S rows
+    (with the search features xf when `features`)."""
     n_scales = len(factors)
     centers, sizes = scale_rows(np.stack([t.center for t in members]), np.stack([t.size for t in members]), factors)
     s_z = template_crop_sizes(sizes, cfg.context_amount)
@@ -49,8 +53,8 @@ def search(net: Network, cfg: TrackerConfig, bgr: np.ndarray, pad: tuple[float, 
     zf = torch.stack([t.zf for t in members])
     if n_scales > 1:
         zf = zf.repeat_interleave(n_scales, dim=0)
-    cls, loc, feat = net.track(bgr, pad, centers, s_z * search_size / net.model_cfg.template_size, search_size, zf,
-                               timing)
+    cls, loc, feat, *xf = net.track(bgr, pad, centers, s_z * search_size / net.model_cfg.template_size, search_size,
+                                    zf, timing, features)
     resp = net.response(cls.shape[-1])
     t0 = time.perf_counter()
     scores_t, boxes_t = decode_response(cls, loc, resp.anchors)
@@ -59,7 +63,8 @@ def search(net: Network, cfg: TrackerConfig, bgr: np.ndarray, pad: tuple[float, 
                        cfg, bgr.shape, resp.anchors_np, resp.score_size,
                        _distractor_factors(cfg, members, n_scales, centers, scale_z, resp))
     timing["post"] = timing.get("post", 0.0) + ms_since(t0)
-    return SearchRows(post=post, scores=scores, centers=centers, scale_z=scale_z, feat=feat, resp=resp)
+    return SearchRows(post=post, scores=scores, centers=centers, scale_z=scale_z, feat=feat, resp=resp,
+                      xf=xf[0] if xf else None, search_size=search_size)
 
 
 def _distractor_factors(cfg: TrackerConfig, members: list[Target], n_scales: int, centers: np.ndarray,

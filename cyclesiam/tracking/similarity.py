@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from cyclesiam.config import TrackerConfig
+from cyclesiam.config import ModelConfig, TrackerConfig
 from cyclesiam.tracking.network import Network, ms_since
 from cyclesiam.tracking.scale.common import best_similarity, scale_rows, template_similarity
 from cyclesiam.tracking.target import Target
@@ -27,6 +27,10 @@ class Appearance:
         self._members, self._centers = members, centers
         self._sizes = np.stack([t.size for t in members])
         self._latest: dict[int, np.ndarray] = {}  # member index -> [S] its latest measurement
+
+    @property
+    def model_cfg(self) -> "ModelConfig":
+        return self._net.model_cfg
 
     def measure(self, rows: Sequence[int], factors: np.ndarray) -> np.ndarray:
         """Similarity [len(rows), S] of the listed members at each factor (reused when measured so)."""

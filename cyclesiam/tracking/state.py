@@ -38,6 +38,13 @@ def next_state(state: TrackState, low_count: int, score: float, cfg: TrackerConf
     return TrackState.LOST, low_count
 
 
+def reads_similarity(state: TrackState, score: float, cfg: TrackerConfig) -> bool:
+    """Whether `next_state` reads the similarity at this score (elsewhere any value gives the same state)."""
+    if state == TrackState.TRACKING:
+        return cfg.lost_similarity > 0 and score < cfg.lost_threshold
+    return cfg.recover_similarity > 0 and score >= cfg.recover_threshold
+
+
 def similarity_decides(cfg: TrackerConfig) -> bool:
     """Whether the LOST rule reads the template similarity."""
     return cfg.lost_similarity > 0 or cfg.recover_similarity > 0

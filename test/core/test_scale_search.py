@@ -188,6 +188,8 @@ SCORE_ZOOM_IN = pytest.mark.xfail(strict=True, reason=(
     ("score", 3, -0.015),  # away (x0.70)
     ("template", Config().tracker.scale_steps, 0.01),
     ("template", Config().tracker.scale_steps, -0.015),
+    ("pooled", Config().tracker.scale_steps, 0.01),  # the windows out of the search features
+    ("pooled", Config().tracker.scale_steps, -0.015),
 ])
 def test_shipped_model_follows_a_zoom_better_with_scale_search(cube_frames_dir, rate: float, scale_from: str,
                                                                steps: int) -> None:
@@ -208,11 +210,13 @@ def test_shipped_model_follows_a_zoom_better_with_scale_search(cube_frames_dir, 
 def test_scale_strategies_come_from_the_existing_keys():
     from cyclesiam.tracking.scale import SCALE_STRATEGIES, scale_strategy
     from cyclesiam.tracking.scale.none import RegressionScale
+    from cyclesiam.tracking.scale.pooled import PooledScale
     from cyclesiam.tracking.scale.score import ScoreScale
     from cyclesiam.tracking.scale.template import TemplateScale
 
     assert isinstance(scale_strategy(TrackerConfig(scale_from="template", scale_steps=5)), TemplateScale)
     assert isinstance(scale_strategy(TrackerConfig(scale_from="score", scale_steps=3)), ScoreScale)
-    for source in ("template", "score"):  # one scale: the box regression's size, whatever scale_from says
+    assert isinstance(scale_strategy(TrackerConfig(scale_from="pooled", scale_steps=5)), PooledScale)
+    for source in ("template", "score", "pooled"):  # one scale: the box regression's size, whatever scale_from says
         assert type(scale_strategy(TrackerConfig(scale_from=source, scale_steps=1))) is RegressionScale
-    assert set(SCALE_STRATEGIES) == {"none", "score", "template"}
+    assert set(SCALE_STRATEGIES) == {"none", "score", "template", "pooled"}

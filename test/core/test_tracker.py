@@ -90,14 +90,15 @@ def test_invalid_targets_are_rejected(model, model_cfg, cube_frames):
     assert tracker.result(tid).bbox == (0.0, 0.0, 40.0, 40.0)
 
 
-def test_batched_multi_target_equals_each_target_alone(model, model_cfg, cube_frames):
-    together = _tracker(model, model_cfg)
+@pytest.mark.parametrize("scale_from", ["template", "pooled"])
+def test_batched_multi_target_equals_each_target_alone(model, model_cfg, cube_frames, scale_from):
+    together = _tracker(model, model_cfg, scale_from=scale_from)
     ids = [together.add_target(cube_frames[0], box) for box in BOXES]
     frames = cube_frames[1:4]
     joint = [together.track(f) for f in frames]
     assert together.last_batches == {model_cfg.search_size: ids}
     for n, box in enumerate(BOXES):
-        alone = _tracker(model, model_cfg)
+        alone = _tracker(model, model_cfg, scale_from=scale_from)
         alone.add_target(cube_frames[0], box)
         for frame_results, frame in zip(joint, frames):
             single = alone.track(frame)[0]

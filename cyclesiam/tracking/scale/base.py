@@ -22,6 +22,11 @@ ONE_SCALE = np.ones(1)
 class ScaleStrategy:
     """Size from the box regression of a single search."""
 
+    search_features = False  # whether the search must return its features (SearchRows.xf)
+    # True: the LOST rule's similarity is measured only for the targets whose state it can change
+    # (TrackResult.similarity NaN elsewhere); False: for every target, every frame
+    similarity_on_demand = False
+
     def __init__(self, cfg: TrackerConfig) -> None:
         self.cfg = cfg
 
