@@ -54,10 +54,11 @@ def detections_msg(results, header, class_ids: dict[str, str]) -> Detection2DArr
     return out
 
 
-def status_msg(results, header, latency: float, dropped: int) -> TrackStatusArray:
+def status_msg(results, header, latency: float, dropped: int, model: str = "") -> TrackStatusArray:
     out = TrackStatusArray()
     out.header = header
     out.dropped_frames = int(dropped)
+    out.model = model
     for r in results:
         st = TrackStatus()
         st.header = header

@@ -45,8 +45,10 @@ from cyclesiam_ros.diagnostics import NodeStats, Thresholds, diagnostic_array, d
 from cyclesiam_ros.frame_history import Added, Frame, FrameHistory
 from cyclesiam_ros.image_conversion import ImageConversionError, compressed_to_bgr, image_to_bgr, mask_from_msg
 from cyclesiam_ros.log_throttle import ThrottledLogger, untrusted
+from cyclesiam_ros.model_swap import ModelSwapService, identity_of
 from cyclesiam_ros.msg import TrackStatusArray
 from cyclesiam_ros.parameters import check_changes, declare_parameters, settings_from_parameters
+from cyclesiam_ros.recorder import RecordService
 from cyclesiam_ros.srv import RemoveTarget, SetTarget
 from cyclesiam_ros.target_requests import Refused, best_overlap, check_box, check_id, check_score
 from cyclesiam_ros.worker import NewestFrameWorker
@@ -100,6 +102,7 @@ class TrackerNode(Node):
         from cyclesiam.build import build_tracker
 
         self.checkpoint_path = resolve_checkpoint(self.settings.checkpoint or None)
+        self.model_id = identity_of(self.checkpoint_path)  # per frame in ~/status; ~/load_model changes it
         return build_tracker(self.config, checkpoint=self.checkpoint_path)
 
     def create_interfaces(self) -> None:
@@ -128,20 +131,24 @@ class TrackerNode(Node):
         self.pub_status = self.create_publisher(TrackStatusArray, "~/status", out_qos)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(self.settings.diagnostics_period, self.publish_diagnostics)
+        self.recording = RecordService(self)  # ~/record (recorder.py)
+        self.model_swap = ModelSwapService(self)  # ~/load_model (model_swap.py)
 
     # ------------------------------------------------------------------ input
 
     def on_image(self, msg: Image) -> None:
-        self._accept(msg.header, lambda: image_to_bgr(msg, self.settings.max_image_pixels))
+        if self._accept(msg.header, lambda: image_to_bgr(msg, self.settings.max_image_pixels)):
+            self.recording.offer(msg)
 
     def on_compressed(self, msg: CompressedImage) -> None:
         warn = lambda text: self.log.warning("decoder", f"image on {self.image_topic}: {text}")  # noqa: E731
-        self._accept(msg.header, lambda: compressed_to_bgr(msg, self.settings.max_image_pixels, warn))
+        if self._accept(msg.header, lambda: compressed_to_bgr(msg, self.settings.max_image_pixels, warn)):
+            self.recording.offer(msg)
 
-    def _accept(self, header, convert) -> None:
+    def _accept(self, header, convert) -> bool:
         """Convert and store a frame; only an in-order frame goes to the tracker (an older one
-        would step the targets back in time). Each kind of bad image is logged at once, then
-        at most every 5 s with the count held back."""
+        would step the targets back in time); True for those. Each kind of bad image is logged
+        at once, then at most every 5 s with the count held back."""
         received = time.monotonic()
         self.stats.input_arrived()
         try:
@@ -149,23 +156,24 @@ class TrackerNode(Node):
         except ImageConversionError as exc:
             self.stats.bad_images += 1
             self.log.error(f"image_{exc.kind}", f"dropping image on {self.image_topic}: {exc}")
-            return
+            return False
         except Exception as exc:  # a subscription callback that raises stops the node: report instead
             self.stats.bad_images += 1
             self.log.error("image_internal", f"dropping image on {self.image_topic}: {untrusted(repr(exc), 200)}")
-            return
+            return False
         frame = Frame(stamp_ns=messages.stamp_ns(header), frame_id=header.frame_id, image=image, received=received, header=header)
         added = self.history.add(frame)
         self.stats.received += 1
         if added in (Added.INSERTED, Added.DROPPED):
             self.log.warning("stamp_order", f"image stamp {frame.stamp_ns} is older than the newest frame: "
                              f"{added.value} in the frame history, not tracked")
-            return
+            return False
         if added is Added.RESET:
             self.log.warning("stamp_reset", "image stamp went backwards by more than history_reset_jump (bag loop "
                              "or clock reset): frame history cleared; targets kept")
         if self._worker.submit(frame):
             self.stats.dropped += 1
+        return True
 
     # ------------------------------------------------------------------ targets
 
@@ -298,9 +306,11 @@ class TrackerNode(Node):
                 self.stats.core_ms.append(float(self.tracker.timing.get("total", 0.0)))
                 class_ids = dict(self._class_ids)
             primary = self.tracker.target_ids[0] if len(self.tracker) else None
-        self.publish(frame, results, class_ids, primary, want_mask, want_debug)
+            model = self.model_id
+        self.publish(frame, results, class_ids, primary, want_mask, want_debug, model)
 
-    def publish(self, frame: Frame, results, class_ids, primary, want_mask: bool, want_debug: bool) -> None:
+    def publish(self, frame: Frame, results, class_ids, primary, want_mask: bool, want_debug: bool,
+                model: str = "") -> None:
         header = frame.header
         if results:
             self.pub_detections.publish(messages.detections_msg(results, header, class_ids))
@@ -313,7 +323,7 @@ class TrackerNode(Node):
             self.pub_debug.publish(messages.bgr8_msg(draw_results(frame.image, results), header))
         latency = time.monotonic() - frame.received
         dropped = self._worker.take_dropped()
-        self.pub_status.publish(messages.status_msg(results, header, latency, dropped))
+        self.pub_status.publish(messages.status_msg(results, header, latency, dropped, model))
         self.stats.record(latency, results)
 
     # ------------------------------------------------------------------ diagnostics
@@ -325,6 +335,7 @@ class TrackerNode(Node):
 
     def shutdown(self) -> None:
         self._worker.stop()
+        self.recording.close()
 
 
 def _size(shape: tuple[int, ...] | None) -> str:
