@@ -7,6 +7,8 @@
 | sub | `~/target` | vision_msgs/Detection2D | a detector's box becomes/updates a target (no id: the one it overlaps) |
 | srv | `~/set_target` | cyclesiam_ros/srv/SetTarget | start/replace a target |
 | srv | `~/remove_target` | cyclesiam_ros/srv/RemoveTarget | one id, or all when empty |
+| srv | `~/record` | cyclesiam_ros/srv/Record | start/stop an MCAP bag of the accepted frames (`recorder.py`) |
+| srv | `~/load_model` | cyclesiam_ros/srv/LoadModel | swap the network between two frames, targets kept (`model_swap.py`) |
 | pub | `~/detections` | vision_msgs/Detection2DArray | tracked targets; header = input image header |
 | pub | `~/detection` | vision_msgs/Detection2D | the primary (first set) target while tracked |
 | pub | `~/mask` | sensor_msgs/Image mono8 | 255 = target (union); same size/header as input |
@@ -62,7 +64,7 @@ class TrackerNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         declare_parameters(self)
-        self._lock = threading.Lock()  # guards self.tracker and self._class_ids
+        self._lock = threading.Lock()  # guards self.tracker, self._class_ids and self.model_id
         self.stats = NodeStats()
         self._class_ids: dict[str, str] = {}
         self._target_shape: tuple[int, ...] | None = None  # image shape the targets live in
