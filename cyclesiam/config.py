@@ -235,6 +235,16 @@ class NodeSettings:
                                              ge=0.1, le=3600.0)
     diagnostics_drop_warn: float = setting(0.5, "/diagnostics WARN when more than this share of the period's "
                                                 "frames was dropped (the node slower than the camera)", **UNIT)
+    record_dir: str = setting("~/cyclesiam_recordings", "folder of the ~/record bags whose request names no path "
+                              "(~ expanded; a new record_<time> bag folder each time)")
+    record_max_frames: int = setting(3000, "~/record stops by itself after this many frames (a request's max_frames "
+                                     "0)", ge=1, le=10_000_000)
+    record_max_mb: int = setting(2048, "~/record stops by itself before the frames in the bag pass this many MiB "
+                                 "(a request's max_bytes 0)", ge=1, le=1 << 20)
+    record_every_nth: int = setting(3, "~/record keeps every n-th frame the node accepts (a request's every_nth 0)",
+                                    ge=1, le=1000)
+    record_queue: int = setting(30, "frames waiting for the ~/record bag writer; a frame that finds it full is not "
+                                "recorded and counted", ge=1, le=1000, restart=True)
     depth: DepthConfig = field(default_factory=DepthConfig)  # parameters depth.*
 
 

@@ -118,9 +118,11 @@ class SiamTracker:
         center = np.array([x + w / 2, y + h / 2], dtype=np.float64)
         size = np.array([w, h], dtype=np.float64)
         init_mask, polygon = self._initial_mask(mask, bgr.shape)
-        zf = self._templates(bgr, center[None], size[None])[0]
+        crop = self._net.template_crops(bgr, center[None], size[None], self.cfg.context_amount)
+        zf = self._net.backend.template(crop).clone()[0]
         tid = str(target_id) if target_id not in (None, "") else self._next_id()
-        target = Target(id=tid, center=center, size=size, zf=zf, reference=zf, polygon=polygon, mask=init_mask)
+        target = Target(id=tid, center=center, size=size, zf=zf, reference=zf, polygon=polygon, mask=init_mask,
+                        template_crop=crop[0].clone())
         lost = lost_policy(self.cfg)
         target.scale_bias = scale_strategy(self.cfg).on_add(
             target, lambda factors: self._search(bgr, image_mean(bgr), self.model_cfg.search_size, [target], factors,
@@ -173,6 +175,24 @@ class SiamTracker:
         if poly is None:
             return None, None
         return binary, poly
+
+    def replace_network(self, backend: NetworkBackend, model_cfg: ModelConfig,
+                        templates: dict[str, torch.Tensor]) -> None:
+        """Track with `backend` from the next frame on; `templates` maps every target id to its template
+        features from that backend (`tracking/network_swap.py`). Ids, states and boxes are kept; each
+        target's search kernel restarts from its first template (a template update starts over)."""
+        missing = sorted(set(self._targets) - set(templates))
+        if missing:
+            raise ValueError(f"replace_network: no new template for target(s) {missing}")
+        self._net = Network(backend, model_cfg, self.device)
+        self.model_cfg = model_cfg
+        for tid, target in self._targets.items():
+            target.zf = target.reference = templates[tid]
+            target.running = None
+
+    def template_crops(self) -> dict[str, torch.Tensor | None]:
+        """Each target's kept template crop [3, T, T] (None for a target added without one)."""
+        return {tid: t.template_crop for tid, t in self._targets.items()}
 
     # ----------------------------------------------------------------- per frame
 

@@ -55,10 +55,11 @@ def detections_msg(results, header, class_ids: dict[str, str]) -> Detection2DArr
 
 
 def status_msg(results, header, latency: float, dropped: int,
-               depth_status: dict[str, str] | None = None) -> TrackStatusArray:
+               depth_status: dict[str, str] | None = None, model: str = "") -> TrackStatusArray:
     out = TrackStatusArray()
     out.header = header
     out.dropped_frames = int(dropped)
+    out.model = model
     for r in results:
         st = TrackStatus()
         st.header = header

@@ -7,6 +7,8 @@
 | sub | `~/target` | vision_msgs/Detection2D | a detector's box becomes/updates a target (no id: the one it overlaps) |
 | srv | `~/set_target` | cyclesiam_ros/srv/SetTarget | start/replace a target |
 | srv | `~/remove_target` | cyclesiam_ros/srv/RemoveTarget | one id, or all when empty |
+| srv | `~/record` | cyclesiam_ros/srv/Record | start/stop an MCAP bag of the accepted frames (`recorder.py`) |
+| srv | `~/load_model` | cyclesiam_ros/srv/LoadModel | swap the network between two frames, targets kept (`model_swap.py`) |
 | pub | `~/detections` | vision_msgs/Detection2DArray | tracked targets; header = input image header |
 | pub | `~/detection` | vision_msgs/Detection2D | the primary (first set) target while tracked |
 | pub | `~/mask` | sensor_msgs/Image mono8 | 255 = target (union); same size/header as input |
@@ -65,8 +67,10 @@ from cyclesiam_ros.diagnostics import NodeStats, Thresholds, diagnostic_array, d
 from cyclesiam_ros.frame_history import Added, Frame, FrameHistory
 from cyclesiam_ros.image_conversion import ImageConversionError, compressed_to_bgr, image_to_bgr, mask_from_msg
 from cyclesiam_ros.log_throttle import ThrottledLogger, untrusted
+from cyclesiam_ros.model_swap import ModelSwapService, identity_of
 from cyclesiam_ros.msg import TrackStatusArray
 from cyclesiam_ros.parameters import check_changes, declare_parameters, settings_from_parameters
+from cyclesiam_ros.recorder import RecordService
 from cyclesiam_ros.srv import RemoveTarget, SetTarget
 from cyclesiam_ros.target_requests import Refused, best_overlap, check_box, check_id, check_score
 from cyclesiam_ros.worker import NewestFrameWorker
@@ -84,7 +88,7 @@ class TrackerNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         declare_parameters(self)
-        self._lock = threading.Lock()  # guards self.tracker and self._class_ids
+        self._lock = threading.Lock()  # guards self.tracker, self._class_ids and self.model_id
         self.stats = NodeStats()
         self._class_ids: dict[str, str] = {}
         self._target_shape: tuple[int, ...] | None = None  # image shape the targets live in
@@ -93,6 +97,9 @@ class TrackerNode(LifecycleNode):
         self.tracker = None
         self.history: FrameHistory | None = None
         self.checkpoint_path = None
+        self.model_id = ""
+        self.recording: RecordService | None = None  # ~/record and ~/load_model: made at configure
+        self.model_swap: ModelSwapService | None = None
         self.image_topic = self.resolve_topic_name("image")
         self._worker: NewestFrameWorker | None = None
         self._diagnostics_timer = None
@@ -171,10 +178,12 @@ class TrackerNode(LifecycleNode):
             self._worker.stop()  # no frame is in flight when the publishers go
             self._worker = None
         self.destroy_interfaces()
+        self.recording.close()  # no frames arrive while inactive: a recording ends here
         self.history.clear()
         self.get_logger().info(f"inactive: {len(self.tracker)} target(s) kept")
 
     def _cleanup(self) -> None:
+        self.recording.close()
         self._destroy(self._configured_entities)
         self._configured_entities = []
         with self._lock:
@@ -217,12 +226,15 @@ class TrackerNode(LifecycleNode):
         from cyclesiam.build import build_tracker
 
         self.checkpoint_path = resolve_checkpoint(self.settings.checkpoint or None)
+        self.model_id = identity_of(self.checkpoint_path)  # per frame in ~/status; ~/load_model changes it
         return build_tracker(self.config, checkpoint=self.checkpoint_path)
 
     def create_services(self) -> None:
         """Services that answer while configured, active or not (made at configure)."""
         self.create_service(SetTarget, "~/set_target", self.on_set_target)
         self.create_service(RemoveTarget, "~/remove_target", self.on_remove_target)
+        self.recording = RecordService(self)  # ~/record (recorder.py)
+        self.model_swap = ModelSwapService(self)  # ~/load_model (model_swap.py)
 
     def create_interfaces(self) -> None:
         """Subscriptions, publishers and timers of the active node (made at activate)."""
@@ -278,16 +290,18 @@ class TrackerNode(LifecycleNode):
     # ------------------------------------------------------------------ input
 
     def on_image(self, msg: Image) -> None:
-        self._accept(msg.header, lambda: image_to_bgr(msg, self.settings.max_image_pixels))
+        if self._accept(msg.header, lambda: image_to_bgr(msg, self.settings.max_image_pixels)):
+            self.recording.offer(msg)
 
     def on_compressed(self, msg: CompressedImage) -> None:
         warn = lambda text: self.log.warning("decoder", f"image on {self.image_topic}: {text}")  # noqa: E731
-        self._accept(msg.header, lambda: compressed_to_bgr(msg, self.settings.max_image_pixels, warn))
+        if self._accept(msg.header, lambda: compressed_to_bgr(msg, self.settings.max_image_pixels, warn)):
+            self.recording.offer(msg)
 
-    def _accept(self, header, convert) -> None:
+    def _accept(self, header, convert) -> bool:
         """Convert and store a frame; only an in-order frame goes to the tracker (an older one
-        would step the targets back in time). Each kind of bad image is logged at once, then
-        at most every 5 s with the count held back."""
+        would step the targets back in time); True for those. Each kind of bad image is logged
+        at once, then at most every 5 s with the count held back."""
         received = time.monotonic()
         self.stats.input_arrived()
         try:
@@ -295,23 +309,24 @@ class TrackerNode(LifecycleNode):
         except ImageConversionError as exc:
             self.stats.bad_images += 1
             self.log.error(f"image_{exc.kind}", f"dropping image on {self.image_topic}: {exc}")
-            return
+            return False
         except Exception as exc:  # a subscription callback that raises stops the node: report instead
             self.stats.bad_images += 1
             self.log.error("image_internal", f"dropping image on {self.image_topic}: {untrusted(repr(exc), 200)}")
-            return
+            return False
         frame = Frame(stamp_ns=messages.stamp_ns(header), frame_id=header.frame_id, image=image, received=received, header=header)
         added = self.history.add(frame)
         self.stats.received += 1
         if added in (Added.INSERTED, Added.DROPPED):
             self.log.warning("stamp_order", f"image stamp {frame.stamp_ns} is older than the newest frame: "
                              f"{added.value} in the frame history, not tracked")
-            return
+            return False
         if added is Added.RESET:
             self.log.warning("stamp_reset", "image stamp went backwards by more than history_reset_jump (bag loop "
                              "or clock reset): frame history cleared; targets kept")
         if self._worker.submit(frame):
             self.stats.dropped += 1
+        return True
 
     # ------------------------------------------------------------------ targets
 
@@ -447,9 +462,11 @@ class TrackerNode(LifecycleNode):
                 self.stats.core_ms.append(float(self.tracker.timing.get("total", 0.0)))
                 class_ids = dict(self._class_ids)
             primary = self.tracker.target_ids[0] if len(self.tracker) else None
-        self.publish(frame, results, class_ids, primary, want_mask, want_debug)
+            model = self.model_id
+        self.publish(frame, results, class_ids, primary, want_mask, want_debug, model)
 
-    def publish(self, frame: Frame, results, class_ids, primary, want_mask: bool, want_debug: bool) -> None:
+    def publish(self, frame: Frame, results, class_ids, primary, want_mask: bool, want_debug: bool,
+                model: str = "") -> None:
         header = frame.header
         if results:
             self.pub_detections.publish(messages.detections_msg(results, header, class_ids))
@@ -463,7 +480,7 @@ class TrackerNode(LifecycleNode):
         depth_status = self.depth3d.publish(frame, results, class_ids, primary)  # after the 2D outputs
         latency = time.monotonic() - frame.received
         dropped = self._worker.take_dropped()
-        self.pub_status.publish(messages.status_msg(results, header, latency, dropped, depth_status))
+        self.pub_status.publish(messages.status_msg(results, header, latency, dropped, depth_status, model))
         self.stats.record(latency, results)
 
     # ------------------------------------------------------------------ diagnostics
@@ -476,6 +493,8 @@ class TrackerNode(LifecycleNode):
     def shutdown(self) -> None:
         if self._worker is not None:
             self._worker.stop()
+        if self.recording is not None:
+            self.recording.close()
 
 
 def _free_memory() -> None:

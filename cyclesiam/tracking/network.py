@@ -44,9 +44,12 @@ class Network:
 
     def templates(self, bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray, context: float) -> torch.Tensor:
         """Template features [B, C, t, t] of the boxes (centres, sizes [B, 2]) with `context` around them."""
+        return self.backend.template(self.template_crops(bgr, centers, sizes, context)).clone()
+
+    def template_crops(self, bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray, context: float) -> torch.Tensor:
+        """Template crops [B, 3, T, T] (a view of the crop buffer, valid until the next template crop)."""
         tsize = self.model_cfg.template_size
-        z = self.crop(tsize)(bgr, centers, template_crop_sizes(sizes, context), tsize, image_mean(bgr))
-        return self.backend.template(z).clone()
+        return self.crop(tsize)(bgr, centers, template_crop_sizes(sizes, context), tsize, image_mean(bgr))
 
     def track(self, bgr: np.ndarray, pad: tuple[float, ...], centers: np.ndarray, sides: np.ndarray,
               search_size: int, zf: torch.Tensor, timing: dict[str, float],

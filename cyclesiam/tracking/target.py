@@ -22,6 +22,9 @@ class Target:
     zf: torch.Tensor  # [C, t, t] search kernel: the template features (adapted by tracker.template_update)
     reference: torch.Tensor  # [C, t, t] the first template's features: what the template similarity compares with
     running: torch.Tensor | None = None  # tracker.template_update: the updated template before the anchor mix
+    # [3, T, T] float BGR 0..255: the template crop of the box the target was set from; a swapped-in network
+    # re-creates zf and reference from it (cyclesiam/tracking/network_swap.py)
+    template_crop: torch.Tensor | None = None
     score: float = 1.0
     state: TrackState = TrackState.TRACKING
     low_count: int = 0

@@ -1,0 +1,246 @@
+"""`~/record`: the frames the node accepts, written to an MCAP bag (rosbag2) for `cyclesiam-adapt --data BAG`.
+
+Same topic name, original header stamps (also the bag's log times) and message type as received
+(sensor_msgs/Image or CompressedImage, the CDR bytes rclpy serialises). Every n-th frame is kept; a
+recording stops by itself at its frame or byte bound and is closed on stop and on node shutdown.
+The image callback only hands the message to a bounded queue (a frame that finds it full is counted
+and not recorded); one writer thread serialises and writes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from cyclesiam_ros.messages import stamp_ns
+
+
+class RecordError(RuntimeError):
+    """A recording cannot start (already recording, the bag folder exists, ...)."""
+
+
+@dataclass(frozen=True)
+class RecordLimits:
+    max_frames: int
+    max_bytes: int  # serialized frame bytes in the bag
+    every_nth: int
+
+
+@dataclass
+class Summary:
+    path: Path | None = None
+    topic: str = ""
+    frames: int = 0
+    bytes: int = 0
+    dropped: int = 0  # kept frames that found the writer queue full
+    stopped: str = ""  # "" while recording; else why: "stop request", "max_frames", "max_bytes", "shutdown", "error: ..."
+
+    def describe(self) -> str:
+        state = "recording" if not self.stopped else f"stopped ({self.stopped})"
+        return (f"{state}: {self.frames} frame(s), {self.bytes / 2**20:.1f} MiB of {self.topic} in {self.path}; "
+                f"{self.dropped} frame(s) not recorded (writer queue full)")
+
+
+def ros_type_name(msg: Any) -> str:
+    """'sensor_msgs/msg/Image' for an rclpy message instance."""
+    return f"{type(msg).__module__.split('.')[0]}/msg/{type(msg).__name__}"
+
+
+class BagRecorder:
+    """One recording at a time: `start`, `offer` (image callback, never blocks), `stop`."""
+
+    def __init__(self, queue_size: int, log: Callable[[str], None] = print) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._log = log
+        self._lock = threading.Lock()  # guards _active, _seen and the summary counters
+        self._active = False
+        self._seen = 0
+        self._limits = RecordLimits(1, 1, 1)
+        self._summary = Summary()
+        self._thread: threading.Thread | None = None
+        self._stop_reason = ""
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def summary(self) -> Summary:
+        with self._lock:
+            return Summary(**vars(self._summary))
+
+    def start(self, path: Path, topic: str, limits: RecordLimits) -> Summary:
+        """Open a new bag at `path` (must not exist) for `topic`; RecordError when recording or unusable."""
+        from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+
+        if self._active:
+            raise RecordError(f"already recording ({self.summary().describe()}); stop it first")
+        if self._thread is not None:
+            self._thread.join()  # a recording that stopped at its bound: its writer is closed
+        if path.exists():
+            raise RecordError(f"{path} exists already; name a new bag folder (or leave path empty)")
+        writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer.open()
+        except (OSError, WriterError) as exc:
+            raise RecordError(f"cannot create the bag {path}: {exc}") from None
+        with self._lock:
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._summary = Summary(path=path, topic=topic)
+            self._limits, self._seen, self._stop_reason = limits, 0, ""
+            self._active = True
+        self._thread = threading.Thread(target=self._write_loop, args=(writer,), name="cyclesiam_recorder",
+                                        daemon=True)
+        self._thread.start()
+        return self.summary()
+
+    def offer(self, msg: Any) -> None:
+        """The image callback's part: keep every n-th message, queue it or count it as not recorded."""
+        if not self._active:  # unlocked fast path; the locked check below decides
+            return
+        with self._lock:
+            if not self._active:
+                return
+            self._seen += 1
+            if (self._seen - 1) % self._limits.every_nth:
+                return
+            try:
+                self._queue.put_nowait(msg)
+            except queue.Full:
+                self._summary.dropped += 1
+
+    def stop(self, reason: str = "stop request", timeout: float = 30.0) -> Summary:
+        """Stop taking frames, write the queued ones, close the bag; the summary of the recording."""
+        with self._lock:
+            was_active, self._active = self._active, False
+            if was_active:
+                self._stop_reason = reason
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.summary()
+
+    def _write_loop(self, writer) -> None:
+        from rclpy.serialization import serialize_message
+        from rosbags.typesys import Stores, get_typestore
+
+        typestore = get_typestore(Stores.ROS2_JAZZY)
+        connection = None
+        reason = ""
+        try:
+            while True:
+                try:
+                    msg = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    if not self._active:
+                        break
+                    continue
+                data = serialize_message(msg)
+                with self._lock:
+                    full = self._summary.bytes + len(data) > self._limits.max_bytes
+                if full:
+                    reason = "max_bytes"
+                    break
+                if connection is None:
+                    connection = writer.add_connection(self._summary.topic, ros_type_name(msg), typestore=typestore)
+                writer.write(connection, stamp_ns(msg.header) or time.time_ns(), data)
+                with self._lock:
+                    self._summary.frames += 1
+                    self._summary.bytes += len(data)
+                    if self._summary.frames >= self._limits.max_frames:
+                        reason = "max_frames"
+                        break
+        except Exception as exc:  # disk full, unwritable folder: the node keeps tracking
+            reason = f"error: {exc!r}"[:300]
+        finally:
+            try:
+                writer.close()
+            except Exception as exc:
+                reason = reason or f"error closing the bag: {exc!r}"[:300]
+            with self._lock:
+                self._active = False
+                self._summary.stopped = self._stop_reason or reason or "stop request"
+                while not self._queue.empty():  # frames offered after the bound: not recorded
+                    self._queue.get_nowait()
+            if reason:
+                self._log(f"record: {self._summary.describe()}")
+
+
+def limits_for(request: Any, settings: Any) -> RecordLimits:
+    """A Record request's bounds; 0 takes the node parameter (record_max_frames, record_max_mb,
+    record_every_nth)."""
+    return RecordLimits(
+        max_frames=int(request.max_frames) or settings.record_max_frames,
+        max_bytes=int(request.max_bytes) or settings.record_max_mb << 20,
+        every_nth=int(request.every_nth) or settings.record_every_nth,
+    )
+
+
+def bag_path(requested: str, record_dir: str) -> Path:
+    """The bag folder: the requested path (~ expanded), else a new record_<UTC time> under record_dir."""
+    if requested:
+        return Path(requested).expanduser()
+    base = Path(record_dir).expanduser()
+    name = "record_" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d_%H%M%S")
+    path, n = base / name, 1
+    while path.exists():
+        path, n = base / f"{name}_{n}", n + 1
+    return path
+
+
+class RecordService:
+    """The node's `~/record` service around one BagRecorder (created by the node in one line)."""
+
+    def __init__(self, node: Any) -> None:
+        from cyclesiam_ros.srv import Record
+
+        self._node = node
+        self.recorder = BagRecorder(node.settings.record_queue, lambda text: node.get_logger().info(text))
+        node.create_service(Record, "~/record", self.on_record)
+
+    def offer(self, msg: Any) -> None:
+        self.recorder.offer(msg)
+
+    def on_record(self, request: Any, response: Any) -> Any:
+        from cyclesiam_ros.log_throttle import untrusted
+
+        response.success = False
+        try:
+            if request.start:
+                path = bag_path(request.path, self._node.settings.record_dir)
+                limits = limits_for(request, self._node.settings)
+                done = self.recorder.start(path, self._node.image_topic, limits)
+                response.message = (f"recording 1 in {limits.every_nth} frame(s) of {done.topic} to {path} "
+                                    f"(at most {limits.max_frames} frames, {limits.max_bytes / 2**20:.1f} MiB)")
+                response.success = True
+            elif self.recorder.active:
+                done = self.recorder.stop()
+                response.message, response.success = done.describe(), True
+            else:
+                done = self.recorder.summary()
+                response.message = "not recording" + (f"; the last recording {done.describe()}" if done.path else "")
+            response.path = str(done.path or "")
+            response.frames_written = done.frames
+        except RecordError as exc:
+            response.message = untrusted(str(exc), 400)
+        except Exception as exc:  # never let a request take the node down
+            response.message = f"internal error: {untrusted(repr(exc), 200)}"
+        log = self._node.get_logger()
+        if response.success:  # rclpy refuses two severities from one call site
+            log.info(f"record: {response.message}")
+        else:
+            log.warning(f"record: {response.message}")
+        return response
+
+    def close(self) -> None:
+        if self.recorder.active:
+            self._node.get_logger().info(f"record: {self.recorder.stop('shutdown').describe()}")
+
+
+__all__ = ["BagRecorder", "RecordError", "RecordLimits", "RecordService", "Summary", "bag_path", "limits_for",
+           "ros_type_name"]
