@@ -116,6 +116,10 @@ class TrackerConfig:
     mask_enabled: bool = setting(True, "compute masks (needs a mask head; the node only while ~/mask or "
                                        "~/debug_image has subscribers)")
     mask_threshold: float = setting(0.5, "mask probability threshold (paper: 0.5)", **UNIT)
+    mask_refine: str = setting(
+        "none", "none (the network mask) | box (cut to the box, holes filled) | colour (averaged with a fg/bg colour "
+        "model of this frame) | grabcut (GrabCut seeded by mask and box); docs/MODEL.md",
+        choices=("none", "box", "colour", "grabcut"))
     template_update: str = setting(
         "none", "none (keep the first template, SiamRPN) | last (every frame) | blend (confidence-gated average)",
         choices=("none", "last", "blend"))

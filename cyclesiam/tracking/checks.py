@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cyclesiam.config import TrackerConfig
+from cyclesiam.tracking.mask_refine import MASK_REFINERS
 from cyclesiam.tracking.scale import SCALE_SOURCES
 from cyclesiam.tracking.template_update import TEMPLATE_UPDATERS
 
@@ -21,6 +22,8 @@ def check_tracker_config(cfg: TrackerConfig) -> None:
                          f"{cfg.lost_similarity} and {cfg.recover_similarity}")
     if cfg.scale_from not in SCALE_SOURCES:
         raise ValueError(f"tracker.scale_from must be one of {SCALE_SOURCES}, got '{cfg.scale_from}'")
+    if cfg.mask_refine not in MASK_REFINERS:
+        raise ValueError(f"tracker.mask_refine must be one of {tuple(MASK_REFINERS)}, got '{cfg.mask_refine}'")
     if cfg.template_update not in TEMPLATE_UPDATES:
         raise ValueError(f"tracker.template_update must be one of {TEMPLATE_UPDATES}, got '{cfg.template_update}'")
     if not (0.0 < cfg.template_update_rate <= 1.0 and 0.0 <= cfg.template_update_anchor <= 1.0):
