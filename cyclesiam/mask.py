@@ -92,7 +92,8 @@ def largest_component(binary: np.ndarray) -> np.ndarray:
     if count <= 1:
         return np.zeros(binary.shape, dtype=np.uint8)
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return cv2.compare(labels, best, cv2.CMP_EQ)  # 255 where equal
+    # numpy, not cv2.compare: OpenCV reads a 1x1 array and a scalar as a 4-vector
+    return np.where(labels == best, 255, 0).astype(np.uint8)
 
 
 def rotated_box(mask: np.ndarray) -> np.ndarray | None:
@@ -115,11 +116,51 @@ def mask_to_polygon(
     `offset` (row, col) is added to the polygon (when `prob_image` is a region of a larger image).
     """
     _, binary = cv2.threshold(np.ascontiguousarray(prob_image, dtype=np.float32), threshold, 255, cv2.THRESH_BINARY)
+    return binary_to_polygon(binary, fallback_bbox, offset)
+
+
+def binary_to_polygon(binary: np.ndarray, fallback_bbox: Sequence[float], offset: Sequence[int] = (0, 0)) -> MaskResult:
+    """Keep the largest component of a binary image (nonzero = set), fit a rotated box (see mask_to_polygon)."""
     mask = largest_component(binary)
     poly = rotated_box(mask)
     if poly is None:
         return MaskResult(mask=mask, polygon=box_polygon(fallback_bbox), empty=True)
     return MaskResult(mask=mask, polygon=poly + (offset[1], offset[0]), empty=False)
+
+
+@dataclass
+class WindowProbabilities:
+    prob: np.ndarray  # float32 [r1 - r0, c1 - c0]: the mask probabilities warped onto the ROI (0 outside the window)
+    roi: tuple[int, int, int, int]  # (r0, r1, c0, c1) pixel-index bounds in the image; may be empty
+
+
+def backproject_probabilities(
+    prob: np.ndarray,
+    crop_center: Sequence[float],
+    offset: Sequence[float],
+    scale: float,
+    window_size: float,
+    image_shape: Sequence[int],
+) -> WindowProbabilities:
+    """63x63 probabilities at a response offset -> the probabilities on the image region the window covers.
+
+    Arguments as in `backproject_mask`. The ROI is empty when the window lies outside the image.
+    """
+    window = window_in_image(crop_center, offset, scale, window_size)
+    roi = _window_roi(window, image_shape)
+    r0, r1, c0, c1 = roi
+    if r1 <= r0 or c1 <= c0:
+        return WindowProbabilities(np.zeros((max(r1 - r0, 0), max(c1 - c0, 0)), np.float32), roi)
+    return WindowProbabilities(_warp_roi(prob, window, roi), roi)
+
+
+def roi_result_to_image(res: MaskResult, roi: tuple[int, int, int, int], image_shape: Sequence[int]) -> MaskResult:
+    """A MaskResult computed on an ROI (polygon already offset) with its mask pasted into a full-image mask."""
+    full = np.zeros((int(image_shape[0]), int(image_shape[1])), dtype=np.uint8)
+    r0, r1, c0, c1 = roi
+    if r1 > r0 and c1 > c0:
+        full[r0:r1, c0:c1] = res.mask
+    return MaskResult(mask=full, polygon=res.polygon, empty=res.empty)
 
 
 def backproject_mask(
@@ -138,12 +179,10 @@ def backproject_mask(
     centre in crop pixels relative to the crop centre (the anchor centre); `scale`: image
     pixels per crop pixel; `window_size`: side the mask covers at crop scale (template size).
     """
-    window = window_in_image(crop_center, offset, scale, window_size)
-    full = np.zeros((int(image_shape[0]), int(image_shape[1])), dtype=np.uint8)
-    roi = _window_roi(window, image_shape)
-    r0, r1, c0, c1 = roi
+    win = backproject_probabilities(prob, crop_center, offset, scale, window_size, image_shape)
+    r0, r1, c0, c1 = win.roi
     if r1 <= r0 or c1 <= c0:
+        full = np.zeros((int(image_shape[0]), int(image_shape[1])), dtype=np.uint8)
         return MaskResult(mask=full, polygon=box_polygon(fallback_bbox), empty=True)
-    res = mask_to_polygon(_warp_roi(prob, window, roi), threshold, fallback_bbox, offset=(r0, c0))
-    full[r0:r1, c0:c1] = res.mask
-    return MaskResult(mask=full, polygon=res.polygon, empty=res.empty)
+    res = mask_to_polygon(win.prob, threshold, fallback_bbox, offset=(r0, c0))
+    return roi_result_to_image(res, win.roi, image_shape)

@@ -76,7 +76,7 @@ BAD_VALUES = [
     ("tracker.scale_steps", 17), ("tracker.scale_steps", 4), ("tracker.lost_frames", 0), ("tracker.lost_frames", -5),
     ("tracker.lost_search_size", 0), ("tracker.lost_search_size", -1), ("tracker.recover_threshold", 100.0),
     ("tracker.recover_threshold", 0.5), ("tracker.window_influence", float("nan")), ("tracker.center_from", "mask"),
-    ("tracker.template_update", "sometimes"), ("max_targets", 256), ("max_targets", 0),
+    ("tracker.template_update", "sometimes"), ("tracker.mask_refine", "snake"), ("max_targets", 256), ("max_targets", 0),
     ("diagnostics_period", 0.0), ("history_size", 0), ("runtime.device", "cuda"),
 ]
 
@@ -96,6 +96,9 @@ def test_in_range_values_change_at_run_time(session) -> None:
     assert set_param(session, "max_targets", 64).successful
     assert set_param(session, "tracker.scale_steps", 15).successful
     assert set_param(session, "tracker.scale_steps", 5).successful
+    assert set_param(session, "tracker.mask_refine", "grabcut").successful
+    assert get_param(session, "tracker.mask_refine") == "grabcut"
+    assert set_param(session, "tracker.mask_refine", "colour").successful
 
 
 def test_descriptors_come_from_the_config_metadata(session) -> None:
