@@ -7,7 +7,7 @@ scored on the present keyframes after H (rows before H are blanked). Per clip it
 the base and the adapted model, the adapt run's own label-free verdict (on the held-out tail of the
 first half) and a label-free verdict on the second half (same round trips for both models).
 
-    python probes/adapt_time_split.py --clips mbt_cube mire2 --out /tmp/split [--minutes 3] [--threads 1]
+    python probes/adapt_time_split.py --clips mbt_cube mire2 --out /tmp/split [--minutes 6] [--threads 1] [--check-trips 8]
 """
 
 from __future__ import annotations
@@ -58,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", nargs="+", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--minutes", type=float, default=3.0)
+    ap.add_argument("--minutes", type=float, default=6.0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--trips", type=int, default=16, help="second-half round trips per clip")
+    ap.add_argument("--check-trips", type=int, default=8, help="round trips of the adapt run's own check")
+    ap.add_argument("--trips", type=int, default=12, help="second-half round trips per clip")
     ap.add_argument("--length", type=int, default=20)
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         clip, frames = load_clip(name)
         h = split_frame(clip)
         head = write_folder([frames.frame(i) for i in range(h)], out / name / "first_half")
-        res = adapt([str(head)], out / name / "adapt", minutes=args.minutes, threads=args.threads, device="cpu",
+        res = adapt([str(head)], out / name / "adapt", minutes=args.minutes, threads=args.threads, device="cpu", trips=args.check_trips,
                     progress=False, log=lambda m: print(f"[{name}] {m}", flush=True))
         base = Candidate("base", str(resolve_checkpoint(None)), {})
         adapted = Candidate("adapted", str(res.extra.get("adapted_path", out / name / "adapt" / "train" / "model.safetensors")), {})
