@@ -68,6 +68,37 @@ class MemoryFrames:
         return self._frames[index]
 
 
+class StaticBox:
+    """A 'tracker' that reports its start box on every frame: what staying put scores (reference row)."""
+
+    name = "static"
+
+    @dataclasses.dataclass
+    class _Result:
+        bbox: tuple[float, float, float, float]
+
+    def __init__(self) -> None:
+        self._box: tuple[float, float, float, float] | None = None
+
+    # the eval harness's interface (run_ope)
+    def init(self, frame: np.ndarray, box: Any, mask: Any = None) -> None:
+        self._box = tuple(float(v) for v in box)
+
+    def update(self, frame: np.ndarray) -> tuple[Any, float, None]:
+        return self._box, 1.0, None
+
+    # the SiamTracker calls the round trips use
+    def clear(self) -> None:
+        self._box = None
+
+    def add_target(self, frame: np.ndarray, box: Any) -> str:
+        self.init(frame, box)
+        return "0"
+
+    def track(self, frame: np.ndarray) -> list[Any]:
+        return [self._Result(self._box)]
+
+
 # --------------------------------------------------------------------------- rank statistics
 # scipy is not a dependency: Spearman is Pearson on average ranks, Kendall tau-b counts concordant
 # pairs; a few lines each, exact for the handful of values here.
@@ -190,7 +221,7 @@ def parse_candidates(specs: list[list[str]]) -> list[Candidate]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--candidate", nargs="+", action="append", required=True, metavar="NAME CHECKPOINT [KEY=VALUE",
+    ap.add_argument("--candidate", nargs="+", action="append", default=[], metavar="NAME CHECKPOINT [KEY=VALUE",
                     help=f"a name, a checkpoint ('default' = the shipped model, '{RANDOM_INIT}' = random init) and "
                          "tracker overrides (repeatable)")
     ap.add_argument("--clips", nargs="+", default=VAL_CLIPS, help="val clips under annotations/real/")
@@ -201,10 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default="onnxruntime", help="runtime.backend of every candidate")
     ap.add_argument("--threads", type=int, default=1, help="runtime.threads (1 on a shared CPU)")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--static", action="store_true",
+                    help="also a reference row (not in the correlations): the init box held still")
     args = ap.parse_args(argv)
-    if any(len(s) < 2 for s in args.candidate):
+    if any(len(s) < 2 for s in args.candidate) or not (args.candidate or args.static):
         ap.error("--candidate needs NAME CHECKPOINT [KEY=VALUE ...]")
-    cands = parse_candidates(args.candidate)
+    cands = parse_candidates(args.candidate or [])
     built = [build(c, args.backend, args.threads) for c in cands]
     signal, auc = np.zeros((len(cands), len(args.clips))), np.zeros((len(cands), len(args.clips)))
     trips: dict[str, list[list[TripResult]]] = {c.name: [] for c in cands}
@@ -219,7 +252,14 @@ def main(argv: list[str] | None = None) -> int:
             trips[c.name].append(results)
             signal[i, j], auc[i, j] = summary(results)["iou"], one_pass_auc(tracker, clip, cfg)
             print(f"{name} {c.name}: round-trip IoU {signal[i, j]:.3f}, AUC {auc[i, j]:.3f}", flush=True)
+        if args.static:
+            static = StaticBox()
+            s_iou = summary(run_trips(static, [frames], plan))["iou"]
+            s_auc = float(score_ope(run_ope(static, clip), clip, load_config(None, {}).eval)[0]["auc"])
+            print(f"{name} static (reference): round-trip IoU {s_iou:.3f}, AUC {s_auc:.3f}", flush=True)
         print(f"{name}: {time.monotonic() - t0:.0f} s", flush=True)
+    if not cands:
+        return 0
     out = report(cands, list(args.clips), signal, auc, trips)
     if args.json:
         out.update(candidates=[dataclasses.asdict(c) for c in cands], clips=list(args.clips),
