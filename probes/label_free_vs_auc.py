@@ -192,7 +192,7 @@ def report(cands: list[Candidate], clips: list[str], signal: np.ndarray, auc: np
     out = {
         "spearman_pairs": spearman(signal.ravel(), auc.ravel()), "pearson_pairs": pearson(signal.ravel(), auc.ravel()),
         "kendall_per_clip_mean": float(np.nanmean([p["kendall"] for p in per_clip])),
-        "same_best_clips": sum(p["best_signal"] == p["best_auc"] for p in per_clip),
+        "same_best_clips": int(sum(p["best_signal"] == p["best_auc"] for p in per_clip)),
         "spearman_means": spearman(means_s, means_a), "pearson_means": pearson(means_s, means_a),
         "kendall_means": kendall(means_s, means_a), "per_clip": per_clip, "verdicts": [],
     }
@@ -205,7 +205,7 @@ def report(cands: list[Candidate], clips: list[str], signal: np.ndarray, auc: np
     print("\npooled paired verdicts (all trips of all clips; 'better' = gain > 1.645 standard errors):")
     for a, b in itertools.permutations(range(len(cands)), 2):
         v = compare([r for rs in trips[cands[a].name] for r in rs], [r for rs in trips[cands[b].name] for r in rs])
-        wrong = v.better and means_a[b] < means_a[a] - 0.01
+        wrong = bool(v.better and means_a[b] < means_a[a] - 0.01)
         out["verdicts"].append({"base": cands[a].name, "candidate": cands[b].name, "gain": v.gain, "stderr": v.stderr,
                                 "better": v.better, "auc_gain": float(means_a[b] - means_a[a]), "contradicts_auc": wrong})
         if v.better or wrong:

@@ -32,3 +32,18 @@ def test_kendall_tau_b() -> None:
     # one tie in b: tau-b = (2 - 0) / sqrt(3 * 2)
     assert probe.kendall([1, 2, 3], [1, 2, 2]) == pytest.approx(2 / np.sqrt(6))
     assert np.isnan(probe.kendall([1, 1, 1], [1, 2, 3]))
+
+
+def test_report_flags_a_verdict_against_the_auc_and_is_json() -> None:
+    """Candidate b wins every paired trip but has the lower AUC: the verdict is flagged; the figures serialise."""
+    import json
+
+    from cyclesiam_train.label_free_check import TripResult
+
+    cands = [probe.Candidate("a", "random", {}), probe.Candidate("b", "random", {})]
+    trips = {"a": [[TripResult(0.3 + 0.01 * k, 0.0, 0.1) for k in range(6)]],
+             "b": [[TripResult(0.6 + 0.01 * k, 0.0, 0.1) for k in range(6)]]}
+    out = probe.report(cands, ["clip"], np.array([[0.3], [0.6]]), np.array([[0.7], [0.4]]), trips)
+    flagged = [v for v in out["verdicts"] if v["contradicts_auc"]]
+    assert [(v["base"], v["candidate"]) for v in flagged] == [("a", "b")]
+    assert json.loads(json.dumps(out))["same_best_clips"] == 0
