@@ -12,7 +12,6 @@ import pytest
 
 from cyclesiam.config import Config, ConfigError, TrackerConfig, fields_of, validate
 from cyclesiam.mask import box_polygon
-from cyclesiam.tracker import check_tracker_config
 from cyclesiam.tracking.mask_refine import MASK_REFINERS, RefineInput, mask_refiner
 from cyclesiam.tracking.masks import refined_mask
 
@@ -118,7 +117,7 @@ def test_the_config_offers_exactly_the_registered_refinements_and_refuses_others
     with pytest.raises(ConfigError, match="tracker.mask_refine"):
         validate(dataclasses.replace(Config(), tracker=dataclasses.replace(TrackerConfig(), mask_refine="snake")))
     with pytest.raises(ValueError, match="tracker.mask_refine"):
-        check_tracker_config(dataclasses.replace(TrackerConfig(), mask_refine="snake"))
+        validate(dataclasses.replace(TrackerConfig(), mask_refine="snake"))
     for name in MASK_REFINERS:
         assert type(mask_refiner(dataclasses.replace(TrackerConfig(), mask_refine=name))) is MASK_REFINERS[name]
 
