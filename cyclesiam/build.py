@@ -24,12 +24,14 @@ def build_tracker(cfg: "Config", checkpoint: str | Path | None = None) -> SiamTr
     model, model_cfg = load_model(cfg, checkpoint)
     # torch on its device, or onnxruntime (exported and cached on demand); unknown names raise
     backend = make_backend(cfg, model, model_cfg, checkpoint)
+    tracker = SiamTracker(backend, cfg.tracker, model_cfg, getattr(backend, "device", "cpu"))
     if backend.name == "onnxruntime":
         # torch only glues around onnxruntime here (the crop buffer, a few small ops): its OpenMP
         # pool would otherwise compete with onnxruntime's for the cores (measured under load: a
-        # 255x255 crop copy 12 ms instead of under 1, the whole frame 4x slower)
-        torch.set_num_threads(1)
-    return SiamTracker(backend, cfg.tracker, model_cfg, getattr(backend, "device", "cpu"))
+        # 255x255 crop copy 12 ms instead of under 1, the whole frame 4x slower). One thread
+        # inside the tracker's calls only: the process's own torch work keeps its setting.
+        tracker.torch_threads = 1
+    return tracker
 
 
 def load_model(cfg: "Config", checkpoint: str | Path | None) -> tuple[nn.Module, ModelConfig]:

@@ -33,6 +33,7 @@ from cyclesiam.crop import image_mean, to_bgr
 from cyclesiam.distractors import find_distractors
 from cyclesiam.mask import largest_component, rotated_box
 from cyclesiam.runtime.backend import NetworkBackend
+from cyclesiam.runtime.threads import torch_threads
 from cyclesiam.runtime.torch_backend import TorchBackend
 from cyclesiam.tracking.decode import cosine_window as hanning_window
 from cyclesiam.tracking.decode import decode_response
@@ -87,6 +88,7 @@ class SiamTracker:
         self._ids = itertools.count(1)
         self.timing: dict[str, float] = {}  # ms of the last track() call, per stage and "total"
         self.last_batches: dict[int, list[str]] = {}  # search size -> target ids, last track() call
+        self.torch_threads = 0  # > 0: torch's thread count inside add_target/track (restored after)
 
     @property
     def backend(self) -> NetworkBackend:
@@ -101,18 +103,23 @@ class SiamTracker:
     def __len__(self) -> int:
         return len(self._targets)
 
-    def add_target(
+    def add_target(self, image: np.ndarray, bbox: Sequence[float], target_id: str | None = None,
+                   mask: np.ndarray | None = None) -> str:
+        """Start (or replace, when `target_id` exists) a target from box (x, y, w, h) in `image`.
+
+        The box is validated (finite, positive, at least partly inside; clipped to the image).
+        An optional initial mask (HxW, nonzero = target) gives the first polygon and mask.
+        """
+        with torch_threads(self.torch_threads):
+            return self._add_target(image, bbox, target_id, mask)
+
+    def _add_target(
         self,
         image: np.ndarray,
         bbox: Sequence[float],
         target_id: str | None = None,
         mask: np.ndarray | None = None,
     ) -> str:
-        """Start (or replace, when `target_id` exists) a target from box (x, y, w, h) in `image`.
-
-        The box is validated (finite, positive, at least partly inside; clipped to the image).
-        An optional initial mask (HxW, nonzero = target) gives the first polygon and mask.
-        """
         bgr = to_bgr(image)
         x, y, w, h = validate_box(bbox, bgr.shape)
         center = np.array([x + w / 2, y + h / 2], dtype=np.float64)
@@ -199,6 +206,10 @@ class SiamTracker:
     def track(self, image: np.ndarray, want_masks: bool | None = None) -> list[TrackResult]:
         """Track every target in `image` (BGR/grey uint8); results in insertion order. Masks are
         computed when `want_masks` (None: the config's mask_enabled) and the model has a mask head."""
+        with torch_threads(self.torch_threads):
+            return self._track(image, want_masks)
+
+    def _track(self, image: np.ndarray, want_masks: bool | None) -> list[TrackResult]:
         t_start = time.perf_counter()
         timing = {"crop": 0.0, "network": 0.0, "post": 0.0, "mask": 0.0, "template": 0.0}
         bgr = to_bgr(image)

@@ -25,17 +25,16 @@ import shlex
 import shutil
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
 from cyclesiam.checkpoint import CheckpointError, read_checkpoint, write_atomically
 from cyclesiam_train.config import Config, ConfigError, merge, parse_dotted
 from cyclesiam.default_model import resolve_checkpoint
+from cyclesiam.runtime.threads import torch_threads
 from cyclesiam.sources import SourceError
 from cyclesiam_train import label_free_check as check
 from cyclesiam_train.train_state import STATE_FILE
@@ -86,18 +85,6 @@ def seconds_per_step(run_dir: Path) -> float:
     if len(records) < 2 or records[-1]["step"] == records[0]["step"]:
         return float("nan")
     return (records[-1]["time"] - records[0]["time"]) / (records[-1]["step"] - records[0]["step"])
-
-
-@contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """torch's process-wide CPU thread count set to `threads` (> 0) inside the block, restored after."""
-    previous = torch.get_num_threads()
-    if threads > 0:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def copy_model(src: Path, dst: Path) -> Path:
