@@ -40,7 +40,9 @@ def variant_dir(variant: str) -> str:
 
 
 def overrides(variant: str, backend: str, protocols: list[str]) -> list[str]:
-    sets = [f"runtime.backend={backend}", f"eval.protocols=[{','.join(protocols)}]", "tracker.mask_enabled=false"]
+    # one network thread per process: on a loaded machine several 1-thread workers beat spinning thread pools
+    sets = [f"runtime.backend={backend}", f"eval.protocols=[{','.join(protocols)}]", "tracker.mask_enabled=false",
+            "runtime.threads=1"]
     return sets + ([] if variant == "default" else variant.split(","))
 
 
