@@ -113,6 +113,11 @@ class TrackerConfig:
         gt=0.0, le=100.0)
     distractor_radius: float = setting(
         0.3, "candidates within this many target sizes of a remembered distractor are damped", ge=0.0, le=100.0)
+    # the real set's boxes stop at the image border (the part outside cannot be seen): docs/MODEL.md
+    box_in_image: str = setting(
+        "none", "none: a box may hang over the image border (pysot) | report: the reported box is its part "
+        "inside the image | state: the tracked box itself is cut to the image every frame",
+        choices=("none", "report", "state"))
     mask_enabled: bool = setting(True, "compute masks (needs a mask head; the node only while ~/mask or "
                                        "~/debug_image has subscribers)")
     mask_threshold: float = setting(0.5, "mask probability threshold (paper: 0.5)", **UNIT)

@@ -37,6 +37,7 @@ from cyclesiam.runtime.torch_backend import TorchBackend
 from cyclesiam.tracking.checks import CENTER_SOURCES, TEMPLATE_UPDATES, check_tracker_config
 from cyclesiam.tracking.decode import cosine_window as hanning_window
 from cyclesiam.tracking.decode import decode_response
+from cyclesiam.tracking.image_bounds import clip_result, inside
 from cyclesiam.tracking.lost import lost_policy
 from cyclesiam.tracking.lost.report import ReportLost
 from cyclesiam.tracking.masks import compute_masks
@@ -201,7 +202,9 @@ class SiamTracker:
             timing["template"] = ms_since(t0)
         timing["total"] = ms_since(t_start)
         self.timing = timing
-        return [t.result() for t in targets]
+        if self.cfg.box_in_image != "report":
+            return [t.result() for t in targets]
+        return [clip_result(t.result(), bgr.shape, self.cfg.min_size, t.polygon is None) for t in targets]
 
     def _track_group(self, bgr: np.ndarray, pad: tuple[float, ...], search_size: int, members: list[Target],
                      lost: ReportLost, scale: ScaleStrategy, masks: bool, timing: dict[str, float]) -> list[Target]:
@@ -231,6 +234,8 @@ class SiamTracker:
         for n, b in enumerate(moving):
             t = members[b]
             t.center, t.size = post.center[b].copy(), (post.size[b] if sizes is None else sizes[n]).copy()
+            if cfg.box_in_image == "state":
+                t.center, t.size = inside(t.center, t.size, bgr.shape, cfg.min_size)
             if cfg.distractor_penalty > 0:  # measured in the size the search gave
                 t.distractors = find_distractors(found.scores[b], found.resp.anchors_np, found.resp.score_size,
                                                  found.centers[b], float(found.scale_z[b]), t.center,

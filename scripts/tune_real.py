@@ -124,6 +124,51 @@ def table(out: Path, variants: list[str], clips: list[str]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def replay_lost(docs: list[dict[str, Any]], overrides_: dict[str, Any]) -> tuple[float, float, list[list[bool]]]:
+    """The LOST hysteresis replayed on recorded one-pass runs (tracker.lost_hold false: LOST moves no
+    box) with other thresholds -> (share of absent keyframes reported LOST, share of present keyframes
+    with IoU > 0 reported TRACKING, the per-frame LOST flags of each run)."""
+    import dataclasses
+
+    from cyclesiam.config import TrackerConfig
+    from cyclesiam.tracking.state import TrackState, next_state
+    from cyclesiam_train.eval import metrics as M
+
+    cfg = dataclasses.replace(TrackerConfig(context_amount=0.5), **overrides_)
+    absent_lost, present_ok, flags = [], [], []
+    for d in docs:
+        state, low, lost = TrackState.TRACKING, 0, [False]
+        for score, sim in zip(d["frames"]["score"][1:], d["frames"]["similarity"][1:]):
+            state, low = next_state(state, low, score, cfg, sim)
+            lost.append(state == TrackState.LOST)
+        flags.append(lost)
+        gt = np.loadtxt(DATASET / d["clip"] / "groundtruth_rect.txt", delimiter=",")
+        boxes = np.asarray(d["boxes"], dtype=np.float64)
+        absent_lost += [lost[i] for i in d["absent"] if i > 0]
+        for i in d["present"]:
+            if i > 0 and M.box_iou(boxes[i:i + 1], gt[i:i + 1])[0] > 0:
+                present_ok.append(not lost[i])
+    return float(np.mean(absent_lost)), float(np.mean(present_ok)), flags
+
+
+def lost_table(out: Path, variant: str, clips: list[str]) -> str:
+    """The LOST-threshold grid of docs/MODEL.md replayed on `variant`'s runs (balanced accuracy)."""
+    docs = [json.loads(job_path(out, variant, c, "ope").read_text()) for c in clips]
+    _, _, today = replay_lost(docs, {})
+    if today != [d["frames"]["lost"] for d in docs]:
+        raise SystemExit("the replay of today's LOST values does not reproduce the recorded flags: replay void")
+    rows = ["| lost_threshold | lost_similarity | lost_frames | absent: LOST | present (IoU > 0): TRACKING | "
+            "balanced |", "|---|---|---|---|---|---|"]
+    for thr in (0.8, 0.9, 0.95):
+        for sim in (0.2, 0.3, 0.4):
+            for frames in (3, 5):
+                o = {"lost_threshold": thr, "recover_threshold": min(1.0, thr + 0.05), "lost_similarity": sim,
+                     "recover_similarity": sim + 0.05, "lost_frames": frames}
+                a, p, _ = replay_lost(docs, o)
+                rows.append(f"| {thr} | {sim} | {frames} | {a:.3f} | {p:.3f} | {(a + p) / 2:.3f} |")
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("variants", nargs="+")
@@ -131,12 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--protocols", default="ope", help="ope, vot (the failures) or ope,vot")
     p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch"))
+    p.add_argument("--lost-replay", action="store_true", help="only replay the LOST grid on the first variant's runs")
     args = p.parse_args(argv)
     protocols = args.protocols.split(",")
     from cyclesiam_train.eval.datasets import load_dataset
 
     clips = sorted(s.name for s in load_dataset(DATASET, "real", split="val"))
     out = Path(args.out)
+    if args.lost_replay:
+        print(lost_table(out, args.variants[0], clips))
+        return 0
     # the longest clip first, so the workers finish together
     # variants in the order given (the first ones matter most), the longest clips first in each
     jobs = [(v, c, pr) for v in args.variants for pr in protocols

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cyclesiam.config import TrackerConfig
+from cyclesiam.tracking.image_bounds import BOX_IN_IMAGE
 from cyclesiam.tracking.scale import SCALE_SOURCES
 from cyclesiam.tracking.template_update import TEMPLATE_UPDATERS
 
@@ -21,6 +22,8 @@ def check_tracker_config(cfg: TrackerConfig) -> None:
                          f"{cfg.lost_similarity} and {cfg.recover_similarity}")
     if cfg.scale_from not in SCALE_SOURCES:
         raise ValueError(f"tracker.scale_from must be one of {SCALE_SOURCES}, got '{cfg.scale_from}'")
+    if cfg.box_in_image not in BOX_IN_IMAGE:
+        raise ValueError(f"tracker.box_in_image must be one of {BOX_IN_IMAGE}, got '{cfg.box_in_image}'")
     if cfg.template_update not in TEMPLATE_UPDATES:
         raise ValueError(f"tracker.template_update must be one of {TEMPLATE_UPDATES}, got '{cfg.template_update}'")
     if not (0.0 < cfg.template_update_rate <= 1.0 and 0.0 <= cfg.template_update_anchor <= 1.0):
