@@ -75,7 +75,7 @@ class Recorder:
 def run_job(variant: str, clip: str, backend: str, protocol: str, out: str) -> str:
     """One clip at one variant, one protocol: "ope" (also the per-frame score/similarity/LOST) or
     "vot" (the re-initialising run: failures) -> OUT/<variant>/<clip>[.vot].json."""
-    from cyclesiam_train.config import load_config, parse_dotted
+    from cyclesiam_train.config import load_config, parse_dotted, to_dict
     from cyclesiam_train.eval.baselines import SiamTrackerAdapter
     from cyclesiam_train.eval.datasets import load_dataset
     from cyclesiam_train.eval.runner import evaluate_tracker
@@ -86,7 +86,8 @@ def run_job(variant: str, clip: str, backend: str, protocol: str, out: str) -> s
     recorder = Recorder(adapter)
     result = evaluate_tracker(recorder if protocol == "ope" else adapter, seq, cfg.eval)
     entry = result.sequences[clip]
-    doc: dict[str, Any] = {"variant": variant, "clip": clip, "backend": adapter.backend, "entry": entry}
+    doc: dict[str, Any] = {"variant": variant, "clip": clip, "backend": adapter.backend, "entry": entry,
+                           "tracker_config": to_dict(cfg.tracker)}
     if protocol == "ope":
         gt = seq[0].boxes[:len(seq[0])]
         doc["present"] = np.flatnonzero(np.isfinite(gt).all(axis=1)).tolist()
@@ -176,12 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--protocols", default="ope", help="ope, vot (the failures) or ope,vot")
     p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch"))
+    p.add_argument("--clips", nargs="*", help="only these val clips (e.g. the backend check on mbt_cube bikes)")
     p.add_argument("--lost-replay", action="store_true", help="only replay the LOST grid on the first variant's runs")
     args = p.parse_args(argv)
     protocols = args.protocols.split(",")
     from cyclesiam_train.eval.datasets import load_dataset
 
-    clips = sorted(s.name for s in load_dataset(DATASET, "real", split="val"))
+    clips = sorted(s.name for s in load_dataset(DATASET, "real", split="val") if not args.clips or s.name in args.clips)
     out = Path(args.out)
     if args.lost_replay:
         print(lost_table(out, args.variants[0], clips))
