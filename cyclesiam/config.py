@@ -81,7 +81,7 @@ class TrackerConfig:
                                "0.20 chosen on the real validation set, docs/MODEL.md)",
                                ge=0.0, le=10.0)
     window_influence: float = setting(0.30, "cosine window weight against the score (pysot SiamMask: 0.41)", **UNIT)
-    lr: float = setting(0.20, "size smoothing rate, multiplied by penalty*score (pysot SiamMask: 0.32; 0.20 chosen on "
+    lr: float = setting(0.10, "size smoothing rate, multiplied by penalty*score (pysot SiamMask: 0.32; 0.10 chosen on "
                         "the real validation set, docs/MODEL.md)", **UNIT)
     min_size: float = setting(4.0, "minimum box side in pixels", ge=1.0, le=1000.0)
     scale_steps: int = setting(
