@@ -78,10 +78,12 @@ class TrackerConfig:
     context_amount: float = setting(
         0.5, "context around the target in the template crop: p = context_amount * (w + h) (pysot 0.5; chosen on "
         "the real validation set, docs/MODEL.md); training crops have their own (train.context_amount)", gt=0.0, le=2.0)
-    penalty_k: float = setting(0.10, "scale/aspect change penalty k in exp(-(r_c*s_c-1)*k) (pysot SiamMask: 0.10)",
+    penalty_k: float = setting(0.20, "scale/aspect change penalty k in exp(-(r_c*s_c-1)*k) (pysot SiamMask: 0.10; "
+                               "0.20 chosen on the real validation set, docs/MODEL.md)",
                                ge=0.0, le=10.0)
     window_influence: float = setting(0.30, "cosine window weight against the score (pysot SiamMask: 0.41)", **UNIT)
-    lr: float = setting(0.32, "size smoothing rate, multiplied by penalty*score (pysot SiamMask: 0.32)", **UNIT)
+    lr: float = setting(0.10, "size smoothing rate, multiplied by penalty*score (pysot SiamMask: 0.32; 0.10 chosen on "
+                        "the real validation set, docs/MODEL.md)", **UNIT)
     min_size: float = setting(4.0, "minimum box side in pixels", ge=1.0, le=1000.0)
     scale_steps: int = setting(
         5, "scales compared per target, odd: 5 = sizes x scale_step^(-2..2), the size moves towards the best "
@@ -89,7 +91,7 @@ class TrackerConfig:
         ge=1, le=15, odd=True)
     scale_step: float = setting(1.05, "ratio between neighbouring scales", gt=1.0, le=2.0)
     scale_penalty: float = setting(
-        0.998, "factor on the similarity/score of the scales other than 1 (1.0: follows zooms faster, drifts more)",
+        0.99, "factor on the similarity/score of the scales other than 1 (1.0: follows zooms faster, drifts more)",
         gt=0.0, le=1.0)
     # a scale that outscores the true one on the first frame is damped by that ratio for the rest of the track,
     # so a model's lean towards one scale on this target's appearance does not walk the size away (docs/MODEL.md)
@@ -116,6 +118,11 @@ class TrackerConfig:
         gt=0.0, le=100.0)
     distractor_radius: float = setting(
         0.3, "candidates within this many target sizes of a remembered distractor are damped", ge=0.0, le=100.0)
+    # the real set's boxes stop at the image border (the part outside cannot be seen): docs/MODEL.md
+    box_in_image: str = setting(
+        "report", "none: a box may hang over the image border (pysot) | report: the reported box is its part "
+        "inside the image | state: the tracked box itself is cut to the image every frame",
+        choices=registry("cyclesiam.tracking.image_bounds", "BOX_IN_IMAGE"))
     mask_enabled: bool = setting(True, "compute masks (needs a mask head; the node only while ~/mask or "
                                        "~/debug_image has subscribers)")
     mask_threshold: float = setting(0.5, "mask probability threshold (paper: 0.5)", **UNIT)
@@ -137,10 +144,10 @@ class TrackerConfig:
     lost_threshold: float = setting(0.9, "score below which a frame counts towards LOST", **UNIT)
     recover_threshold: float = setting(0.95, "score at or above which a LOST target is TRACKING again", **UNIT)
     lost_similarity: float = setting(
-        0.3, "a low-score frame counts towards LOST only when the crop at the new box is less like the template "
+        0.4, "a low-score frame counts towards LOST only when the crop at the new box is less like the template "
         "than this (cosine of the features); 0 = the score alone decides", **UNIT)
     recover_similarity: float = setting(
-        0.35, "a LOST target recovers only when the crop at its box is at least this like the template (and its "
+        0.45, "a LOST target recovers only when the crop at its box is at least this like the template (and its "
         "score reaches recover_threshold); 0 = the score alone decides", **UNIT)
     # held boxes on false alarms cost 6 failures on the seed-5 tuning set (11 against 5); following costs nothing
     lost_hold: bool = setting(

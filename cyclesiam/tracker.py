@@ -37,6 +37,7 @@ from cyclesiam.runtime.threads import torch_threads
 from cyclesiam.runtime.torch_backend import TorchBackend
 from cyclesiam.tracking.decode import cosine_window as hanning_window
 from cyclesiam.tracking.decode import decode_response
+from cyclesiam.tracking.image_bounds import clip_result, inside
 from cyclesiam.tracking.lost import lost_policy
 from cyclesiam.tracking.lost.report import ReportLost
 from cyclesiam.tracking.masks import compute_masks
@@ -231,7 +232,9 @@ class SiamTracker:
             timing["template"] = ms_since(t0)
         timing["total"] = ms_since(t_start)
         self.timing = timing
-        return [t.result() for t in targets]
+        if self.cfg.box_in_image != "report":
+            return [t.result() for t in targets]
+        return [clip_result(t.result(), bgr.shape, self.cfg.min_size, t.polygon is None) for t in targets]
 
     def _track_group(self, bgr: np.ndarray, pad: tuple[float, ...], search_size: int, members: list[Target],
                      lost: ReportLost, scale: ScaleStrategy, masks: bool, timing: dict[str, float]) -> list[Target]:
@@ -264,6 +267,8 @@ class SiamTracker:
         for n, b in enumerate(moving):
             t = members[b]
             t.center, t.size = post.center[b].copy(), (post.size[b] if sizes is None else sizes[n]).copy()
+            if cfg.box_in_image == "state":
+                t.center, t.size = inside(t.center, t.size, bgr.shape, cfg.min_size)
             if cfg.distractor_penalty > 0:  # measured in the size the search gave
                 t.distractors = find_distractors(found.scores[b], found.resp.anchors_np, found.resp.score_size,
                                                  found.centers[b], float(found.scale_z[b]), t.center,

@@ -65,6 +65,13 @@ def test_shipped_yaml_values_are_inside_the_ranges() -> None:
     core.from_dict(NodeSettings, params)
 
 
+def test_shipped_yaml_tracker_values_are_the_code_defaults() -> None:
+    """config/tracker.yaml (the node) and cyclesiam/config.py (CLIs, eval) ship the same tracker
+    settings: the defaults chosen on the real validation set (docs/MODEL.md) are in both."""
+    params = yaml.safe_load((REPO / "config" / "tracker.yaml").read_text())["/**"]["ros__parameters"]
+    assert params["tracker"] == core.to_dict(TrackerConfig())
+
+
 def test_core_config_has_no_training_sections_and_the_training_one_keeps_the_names() -> None:
     assert {f.name for f in dataclasses.fields(Config)} == {"model", "tracker", "runtime"}
     assert not hasattr(core, "NodeConfig") and not hasattr(core, "TrainConfig")

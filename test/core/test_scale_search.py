@@ -165,9 +165,14 @@ def _final_size_ratio(checkpoint, scale_steps: int, images, boxes, scale_from: s
     # score mode at the training crops' context 0.5: at the tracker's default 0.3 its 3-scale search
     # overshoots the zoom-out below (1.43 of the true size); template mode runs at the default
     context = 0.5 if scale_from == "score" else cfg.tracker.context_amount
+    # score mode at the scale_penalty and lr it was tuned with: the real-set defaults 0.99 and 0.10 (chosen
+    # for template mode, docs/MODEL.md) keep its 3-scale search at 1.43 / 1.33 of the true size on the zoom-out
+    penalty = 0.998 if scale_from == "score" else cfg.tracker.scale_penalty
+    lr = 0.32 if scale_from == "score" else cfg.tracker.lr
     cfg = dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, scale_steps=scale_steps, scale_step=step,
                                                                 mask_enabled=False, scale_from=scale_from,
-                                                                context_amount=context))
+                                                                context_amount=context, scale_penalty=penalty,
+                                                                lr=lr))
     tracker = build_tracker(cfg, checkpoint)
     tracker.add_target(images[0], boxes[0])
     for image in images[1:]:
