@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -138,8 +139,19 @@ def plan_trips(sources: Sequence[FrameSource], ranges: Sequence[tuple[int, int]]
     return plan
 
 
-def run_trips(tracker: Any, sources: Sequence[FrameSource], trips: Sequence[Trip]) -> list[TripResult]:
-    return [round_trip(tracker, read_frames(sources[t.recording], t.start, t.length), t.box, t.shift) for t in trips]
+MIN_TRIPS = 2  # a paired comparison needs a spread
+
+
+def run_trips(tracker: Any, sources: Sequence[FrameSource], trips: Sequence[Trip],
+              deadline: float | None = None) -> list[TripResult]:
+    """The trips in order; with a `deadline` (time.monotonic()), no trip starts after it once
+    MIN_TRIPS are done, so a check fits its share of a time budget on a slow or busy machine."""
+    results = []
+    for t in trips:
+        if deadline is not None and len(results) >= MIN_TRIPS and time.monotonic() > deadline:
+            break
+        results.append(round_trip(tracker, read_frames(sources[t.recording], t.start, t.length), t.box, t.shift))
+    return results
 
 
 def summary(results: Sequence[TripResult]) -> dict[str, float]:
@@ -164,9 +176,10 @@ def compare(base: Sequence[TripResult], candidate: Sequence[TripResult], z: floa
 
 
 def measure(checkpoint: str | Path, sources: Sequence[FrameSource], trips: Sequence[Trip],
-            cfg: Config | None = None) -> list[TripResult]:
-    """Round trips of the model in `checkpoint` (tracker built from `cfg`, default `eval_config()`)."""
+            cfg: Config | None = None, deadline: float | None = None) -> list[TripResult]:
+    """Round trips of the model in `checkpoint` (tracker built from `cfg`, default `eval_config()`);
+    the first ones only when `deadline` passes (see `run_trips`)."""
     from cyclesiam.build import build_tracker
 
     tracker = build_tracker(cfg or eval_config(), checkpoint)
-    return run_trips(tracker, sources, trips)
+    return run_trips(tracker, sources, trips, deadline)

@@ -97,6 +97,17 @@ def test_label_free_signal_ranks_the_shipped_model_above_an_untrained_one(tmp_pa
     assert check.summary(shipped)["iou"] > check.summary(random_init)["iou"] + 0.1
 
 
+def test_a_check_past_its_deadline_stops_after_the_minimum_trips(tree_video, one_thread) -> None:
+    """The check's share of the --minutes budget: no trip starts after the deadline, once two are done."""
+    source = VideoSource(tree_video)
+    plan = check.plan_trips([source], [(20, 68)], 5, 4, np.random.default_rng(0), check.seed_config())
+    shipped = resolve_checkpoint(None)
+    everything = check.measure(shipped, [source], plan)
+    cut = check.measure(shipped, [source], plan, deadline=time.monotonic() - 1.0)
+    assert len(everything) == 5 and len(cut) == check.MIN_TRIPS
+    assert [r.iou for r in cut] == [r.iou for r in everything[:check.MIN_TRIPS]]  # the same first trips
+
+
 def test_ctrl_c_leaves_a_model_the_tracker_loads(tmp_path, tree_video, read_frames) -> None:
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "cyclesiam_train.adapt", "--data", str(tree_video), "--out", str(run),
