@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import signal
 import threading
 import time
 import traceback
@@ -528,6 +529,9 @@ def main(args: list[str] | None = None) -> int:
         print(f"[{NODE_NAME}] error: {exc}", flush=True)
         return 2
     finally:
+        # Ctrl-C in a terminal reaches the node twice (the terminal's process group, then `ros2
+        # launch` forwarding it): a second one must not cut the clean-up short with a traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.shutdown()
             node.destroy_node()

@@ -233,3 +233,20 @@ def test_cleanup_gives_the_gpu_memory_back(rclpy_context, node_checkpoint):
     finally:
         tracker_node.shutdown()
         tracker_node.destroy_node()
+
+
+def test_ctrl_c_twice_still_exits_cleanly(tmp_path, shipped_checkpoint):
+    """In a terminal, Ctrl-C under `ros2 launch` reaches the node twice (its process group, then
+    launch forwarding it): the second SIGINT must not break the clean-up (exit 0, no traceback)."""
+    import signal
+    import time
+
+    proc = start_node(tmp_path, shipped_checkpoint, "/ctrl_c_twice", "/ctrl_c_twice/camera/image_raw")
+    assert proc.wait_for_output("active:", 120), proc.output()
+    time.sleep(0.5)
+    proc.proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    if proc.proc.poll() is None:
+        proc.proc.send_signal(signal.SIGINT)
+    code = proc.stop(timeout=60)
+    assert code == 0 and "Traceback" not in proc.output(), proc.output()[-3000:]
