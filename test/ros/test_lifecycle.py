@@ -19,7 +19,7 @@ from rcl_interfaces.srv import SetParameters
 
 from cyclesiam_ros.messages import stamp_ns
 from cyclesiam_ros.session import TrackerSession
-from test_tracker_node import BOX, frames, shipped_checkpoint, start_node  # noqa: F401 (fixtures)
+from test_tracker_node import BOX, frames, start_node  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.ros
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cyclesiam_ros.msg import TrackStatus
-from test_tracker_node import BOX, client, frames, running_node, shipped_checkpoint  # noqa: F401 (fixtures)
+from test_tracker_node import BOX, client, frames, running_node  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.ros
 

@@ -27,16 +27,6 @@ IMAGE_TOPIC = f"{NS}/camera/image_raw"
 BOX = (110.0, 60.0, 60.0, 70.0)  # the tree in tree.avi (x, y, w, h)
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    from cyclesiam.default_model import default_checkpoint
-
-    path = default_checkpoint()
-    if path is None or not path.is_file():
-        pytest.skip(f"shipped model {path} missing")
-    return path
-
-
 def call(client: TrackerSession, service, request, timeout: float = 60.0):
     return client.call(service, request, timeout)
 
@@ -56,12 +46,14 @@ def models_by_stamp(client: TrackerSession) -> list[tuple[int, str, tuple[str, .
     return sorted((stamp_ns(m.header), m.model, tuple(t.id for t in m.targets)) for m in client.received.status)
 
 
-def test_record_adapt_and_swap_the_model_while_tracking(rclpy_context, tmp_path, shipped, tree_video, read_frames):
+def test_record_adapt_and_swap_the_model_while_tracking(rclpy_context, tmp_path, shipped_checkpoint, tree_video,
+                                                        read_frames):
     from cyclesiam_ros.srv import LoadModel, Record
 
     frames = read_frames(tree_video, 68)
     cmd = tracker_node_command(NS, IMAGE_TOPIC, REPO / "config" / "tracker.yaml",
-                               [f"checkpoint:={shipped}", "runtime.device:=cpu", f"record_dir:={tmp_path / 'rec'}"])
+                               [f"checkpoint:={shipped_checkpoint}", "runtime.device:=cpu",
+                                f"record_dir:={tmp_path / 'rec'}"])
     proc = ChildProcess(cmd[1:], tmp_path / "node.log")
     client = TrackerSession(rclpy_context, NS, IMAGE_TOPIC)
     base = f"{NS}/cyclesiam_tracker"
@@ -72,7 +64,7 @@ def test_record_adapt_and_swap_the_model_while_tracking(rclpy_context, tmp_path,
         assert load.wait_for_service(timeout_sec=20) and record.wait_for_service(timeout_sec=20)
         client.publish_until_seen(frames[0])
         assert client.set_target(BOX, target_id="tree").success
-        old_model = model_identity(shipped)
+        old_model = model_identity(shipped_checkpoint)
 
         # ---- record: every 2nd frame, at most 24 frames (it stops by itself)
         bag = tmp_path / "bag"
@@ -91,7 +83,8 @@ def test_record_adapt_and_swap_the_model_while_tracking(rclpy_context, tmp_path,
         # ---- a model trained on the recording from the running one: cyclesiam-adapt's training with one
         # step (its label-free before/after check alone takes minutes here; the README flow runs it)
         run = tmp_path / "run"
-        train = subprocess.run([sys.executable, "-m", "cyclesiam_train.cli", "--init-from", str(shipped), "--data",
+        train = subprocess.run([sys.executable, "-m", "cyclesiam_train.cli", "--init-from", str(shipped_checkpoint),
+                                "--data",
                                 str(bag), "--topic", IMAGE_TOPIC, "--out", str(run), "--device", "cpu", "--no-progress",
                                 "--set", "train.steps=1", "train.batch_size=2", "train.warmup_steps=1",
                                 "train.checkpoint_every=1", "train.workers=0"],

@@ -32,18 +32,6 @@ def frames(tree_video, read_frames):
     return read_frames(tree_video, 68)
 
 
-@pytest.fixture(scope="module")
-def shipped_checkpoint():
-    """The shipped model: its scores are what config/tracker.yaml's LOST rule is set for (with the
-    untrained-heads fixture every frame would be a low-score frame)."""
-    from cyclesiam.default_model import default_checkpoint
-
-    path = default_checkpoint()
-    if path is None or not path.is_file():
-        pytest.skip(f"shipped model {path} missing")
-    return path
-
-
 @contextlib.contextmanager
 def running_node(rclpy_context, tmp, checkpoint, namespace: str, **client_options):
     """A node under `namespace` (image on <namespace>/camera/image_raw) and a client session;
