@@ -34,6 +34,15 @@ def untrusted(value: object, limit: int = UNTRUSTED_LIMIT) -> str:
     return "".join(out)
 
 
+def log_outcome(logger, success: bool, text: str) -> None:
+    """A service's answer in the node log: info when it succeeded, warning when it was refused
+    (two call sites: rclpy refuses two severities from one)."""
+    if success:
+        logger.info(text)
+    else:
+        logger.warning(text)
+
+
 def _escape(char: str) -> str:
     code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

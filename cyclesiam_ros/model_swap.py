@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclesiam.model_swap import ModelSwapError, model_identity, prepare_network, swap_in
-from cyclesiam_ros.log_throttle import untrusted
+from cyclesiam_ros.log_throttle import log_outcome, untrusted
 
 
 def identity_of(checkpoint: str | Path | None) -> str:
@@ -53,11 +53,7 @@ class ModelSwapService:
                 response.success, response.message = await self._run(Path(path).expanduser())
             finally:
                 self._busy.release()
-        log = self._node.get_logger()
-        if response.success:  # rclpy refuses two severities from one call site
-            log.info(f"load_model: {response.message}")
-        else:
-            log.warning(f"load_model: {response.message}")
+        log_outcome(self._node.get_logger(), response.success, f"load_model: {response.message}")
         return response
 
     async def _run(self, path: Path) -> tuple[bool, str]:

@@ -207,7 +207,7 @@ class RecordService:
         self.recorder.offer(msg)
 
     def on_record(self, request: Any, response: Any) -> Any:
-        from cyclesiam_ros.log_throttle import untrusted
+        from cyclesiam_ros.log_throttle import log_outcome, untrusted
 
         response.success = False
         try:
@@ -230,11 +230,7 @@ class RecordService:
             response.message = untrusted(str(exc), 400)
         except Exception as exc:  # never let a request take the node down
             response.message = f"internal error: {untrusted(repr(exc), 200)}"
-        log = self._node.get_logger()
-        if response.success:  # rclpy refuses two severities from one call site
-            log.info(f"record: {response.message}")
-        else:
-            log.warning(f"record: {response.message}")
+        log_outcome(self._node.get_logger(), response.success, f"record: {response.message}")
         return response
 
     def close(self) -> None:
