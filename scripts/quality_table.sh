@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quality table, real footage first: CycleSiam (given checkpoint, default: the shipped model), the
-# same network before cycle training, OpenCV CSRT and KCF on
+# same network before cycle training, OpenCV CSRT and KCF (and on the real set the still first box) on
 #   (1) the real validation set annotations/real/<clip>/ (split val; hand-annotated keyframes,
 #       absent keyframes, masks), per clip and mean: the first table;
 #   (2) the generated exact-ground-truth sequences and the dev clips (annotations/dev):
@@ -56,7 +56,8 @@ evaluate() {  # evaluate OUTNAME DATASET FORMAT [extra cyclesiam-eval args]
 # 1. the real validation set (OPE + keyframe failures, J on mask keyframes, absent keyframes)
 REALARGS=()
 if compgen -G "$REAL/*/source.txt" >/dev/null; then
-  evaluate eval_real "$REAL" real --data "$DATA" ${REAL_SPLIT:+--split "$REAL_SPLIT"}
+  # 'still' holds the first box: it shows how much each clip rewards not moving at all
+  evaluate eval_real "$REAL" real --data "$DATA" ${REAL_SPLIT:+--split "$REAL_SPLIT"} --tracker still
   REALARGS=(--real "$OUT/eval_real")
 else
   echo "quality_table: no real clips under $REAL; table 1 is missing" >&2

@@ -1,4 +1,4 @@
-"""Trackers for the evaluation harness: OpenCV CSRT / KCF baselines and our SiamTracker.
+"""Trackers for the evaluation harness: OpenCV CSRT / KCF baselines, the still box, and our SiamTracker.
 
 All implement the harness protocol (:class:`cyclesiam_train.eval.runner.EvalTracker`):
 ``init(frame, box, mask=None)`` and ``update(frame) -> (box, score, mask or None)``.
@@ -15,6 +15,8 @@ import numpy as np
 
 Box = tuple[float, float, float, float]
 OPENCV_TRACKERS = ("csrt", "kcf")
+STILL = "still"
+BASELINES = (*OPENCV_TRACKERS, STILL)
 
 
 def _opencv_factory(kind: str) -> Callable[[], Any]:
@@ -66,6 +68,33 @@ class OpenCVTracker:
         return self._last, 0.0, None
 
 
+class StillBox:
+    """The first box, held still on every frame: what a clip gives a tracker that never moves.
+
+    A floor for reading a table: where it scores high, the clip rewards standing still."""
+
+    def __init__(self) -> None:
+        self.name = STILL
+        self.backend = "none"
+        self._box: Box | None = None
+        self.lost = False
+
+    def init(self, frame: np.ndarray, box: Box, mask: np.ndarray | None = None) -> None:
+        self._box = tuple(float(v) for v in box)  # type: ignore[assignment]
+
+    def update(self, frame: np.ndarray) -> tuple[Box | None, float, np.ndarray | None]:
+        if self._box is None:
+            raise RuntimeError("update() before init()")
+        return self._box, 1.0, None
+
+
+def make_baseline(kind: str) -> "OpenCVTracker | StillBox":
+    """A baseline tracker by name: one of BASELINES."""
+    if kind == STILL:
+        return StillBox()
+    return OpenCVTracker(kind)
+
+
 class SiamTrackerAdapter:
     """Our SiamTracker (one target), built by :func:`cyclesiam.build.build_tracker`; imported lazily.
 
@@ -103,7 +132,7 @@ class SiamTrackerAdapter:
 
 
 def make_tracker(spec: str, config: Any) -> Any:
-    """A harness tracker from a name (``csrt``, ``kcf``) or a checkpoint path."""
-    if spec in OPENCV_TRACKERS:
-        return OpenCVTracker(spec)
+    """A harness tracker from a baseline name (``csrt``, ``kcf``, ``still``) or a checkpoint path."""
+    if spec in BASELINES:
+        return make_baseline(spec)
     return SiamTrackerAdapter(spec, config)

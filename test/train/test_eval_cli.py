@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,3 +58,14 @@ def test_eval_baselines_alone_and_random_on_request(cube_otb: Path, tmp_path: Pa
     assert only.returncode == 0 and "cyclesiam-eval: model" not in only.stderr
     missing = _eval("--dataset", str(cube_otb), "--out", str(tmp_path / "c"), "--checkpoint", str(tmp_path / "x.safetensors"), *SHORT)
     assert missing.returncode == 2 and "checkpoint not found" in missing.stderr
+
+
+def test_still_baseline_holds_the_first_box_and_scores_the_clips_motion(cube_otb: Path, tmp_path: Path) -> None:
+    proc = _eval("--dataset", str(cube_otb), "--out", str(tmp_path / "s"), "--tracker", "still", "--format", "otb",
+                 "--set", "eval.protocols=[ope]")  # the whole clip: still costs microseconds a frame
+    assert proc.returncode == 0, proc.stderr
+    boxes = np.loadtxt(tmp_path / "s" / "predictions" / "still" / "mbt_cube.txt", delimiter=",")
+    first = np.loadtxt(REPO / "annotations" / "dev" / "mbt_cube" / "groundtruth_rect.txt", delimiter=",", max_rows=1)
+    assert np.allclose(boxes, np.round(first, 2))  # every frame: the init box
+    ope = json.loads((tmp_path / "s" / "results.json").read_text())["trackers"]["still"]["sequences"]["mbt_cube"]["ope"]
+    assert ope["mean_iou"] < 0.6  # the camera orbits the cube: a box held still loses it
