@@ -96,9 +96,14 @@ def draw_still(rng: np.random.Generator, groups: list[list[Path]], avoid: int = 
 
 
 def scale_profile(frames: int, change: float, cycles: float, grow: bool) -> np.ndarray:
-    """Relative size per frame, 1 .. ``change`` exactly (both ends reached), smooth (cosine in log-scale)."""
-    t = np.arange(frames, dtype=np.float64) / max(frames - 1, 1)
-    u = 0.5 - 0.5 * np.cos(2 * np.pi * cycles * t)  # 0 at t=0, 1 at t = 1 / (2 cycles)
+    """Relative size per frame, 1 .. ``change`` exactly (both ends fall on frames), smooth (cosine in
+    log-scale): half a cycle rises over the clip; a whole one rises to a middle frame and falls back."""
+    k = np.arange(frames, dtype=np.float64)
+    last = max(frames - 1, 1)
+    peak = max(1, min(last, int(round(last / (2 * cycles)))))
+    rest = max(last - peak, 1)
+    phase = np.where(k <= peak, np.pi * k / peak, np.pi + np.pi * (k - peak) / rest)
+    u = 0.5 - 0.5 * np.cos(phase)
     if not grow:
         u = 1.0 - u
     return np.exp(np.log(change) * u)
