@@ -45,8 +45,8 @@ def template_crop_size(w: float, h: float, context: float = 0.5) -> float:
 
 def template_crop_sizes(sizes: np.ndarray, context: float = 0.5) -> np.ndarray:
     """`template_crop_size` for sizes [N, 2] (w, h) -> [N] (the decode's context side, float64)."""
-    sizes = torch.from_numpy(np.array(sizes, dtype=np.float64))
-    return context_side(sizes[..., 0], sizes[..., 1], context).numpy()
+    sizes = np.asarray(sizes, dtype=np.float64)
+    return context_side(sizes[..., 0], sizes[..., 1], context)
 
 
 def search_crop_size(w: float, h: float, context: float, search_size: int, template_size: int) -> float:
@@ -156,7 +156,10 @@ class CropBatch:
         scratch = self._scratch.get(out_size)
         if scratch is None:
             scratch = self._scratch[out_size] = np.empty((out_size, out_size, 3), dtype=image.dtype)
+        planes = batch.numpy()
         for i, (center, size) in enumerate(zip(centers, sizes_in_image)):
             crop = crop_window(image, center, float(size), out_size, pad_value, out=scratch)
-            batch[i].copy_(torch.from_numpy(crop).permute(2, 0, 1))
+            # HWC uint8 -> CHW float32 plane by plane: ~1/2 to 1/3 of torch's permuted copy's time
+            for channel, plane in enumerate(cv2.split(crop)):
+                np.copyto(planes[i, channel], plane, casting="unsafe")
         return batch

@@ -91,6 +91,8 @@ def largest_component(binary: np.ndarray) -> np.ndarray:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     if count <= 1:
         return np.zeros(binary.shape, dtype=np.uint8)
+    if count == 2:  # one component: the mask itself (no pass over the labels)
+        return np.multiply(binary, 255, dtype=np.uint8)
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     # numpy, not cv2.compare: OpenCV reads a 1x1 array and a scalar as a 4-vector
     return np.where(labels == best, 255, 0).astype(np.uint8)

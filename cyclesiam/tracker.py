@@ -228,7 +228,7 @@ class SiamTracker:
             for search_size, members in groups.items():
                 moved += self._track_group(bgr, pad, search_size, members, lost, scale, masks, timing)
             t0 = time.perf_counter()
-            update_templates(self.cfg, moved, lambda centers, sizes: self._templates(bgr, centers, sizes))
+            update_templates(self.cfg, moved, lambda centers, sizes: self._templates(bgr, centers, sizes, pad))
             timing["template"] = ms_since(t0)
         timing["total"] = ms_since(t_start)
         self.timing = timing
@@ -248,7 +248,7 @@ class SiamTracker:
         timing["post"] += ms_since(t0)
         post = found.post
 
-        appearance = Appearance(self._net, cfg, bgr, members, post.center, timing)
+        appearance = Appearance(self._net, cfg, bgr, members, post.center, timing, pad)
         if similarity_decides(cfg):
             rows = [b for b, t in enumerate(members)
                     if not scale.similarity_on_demand or reads_similarity(t.state, float(post.score[b]), cfg)]
@@ -287,8 +287,9 @@ class SiamTracker:
         return search(self._net, self.cfg, bgr, pad, search_size, members, factors, window_influence, timing,
                       scale_strategy(self.cfg).search_features)
 
-    def _templates(self, bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray) -> torch.Tensor:
-        return self._net.templates(bgr, centers, sizes, self.cfg.context_amount)
+    def _templates(self, bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray,
+                   pad: tuple[float, ...] | None = None) -> torch.Tensor:
+        return self._net.templates(bgr, centers, sizes, self.cfg.context_amount, pad)
 
 
 __all__ = [

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from cyclesiam.config import ModelConfig
+from cyclesiam.runtime.malloc_tuning import ShrinkTrim, keep_heap_buffers
 from cyclesiam.runtime.onnx_format import OnnxError, canonical, check_metadata, read_metadata
 
 if TYPE_CHECKING:
@@ -58,6 +59,9 @@ class OnnxBackend:
         self.threads = runtime.threads
         self.half = runtime.half
         self.memory_arena = runtime.memory_arena
+        if not self.memory_arena:
+            keep_heap_buffers()  # without the arena, malloc must not give each frame's buffers back
+        self._shrink = ShrinkTrim()
         missing = [p for p in ("template", "track") if p not in paths]
         if missing:
             raise OnnxError(f"ONNX backend needs the {missing} file(s); got {sorted(paths)}")
@@ -105,6 +109,8 @@ class OnnxBackend:
 
     def _run(self, part: str, feeds: dict[str, torch.Tensor], outputs: list[str] | None = None) -> list[np.ndarray]:
         arrays = {k: np.ascontiguousarray(v.detach().cpu().numpy(), dtype=np.float32) for k, v in feeds.items()}
+        last = arrays[list(arrays)[-1]]  # the crop (or mask features): its rows are the batch
+        self._shrink.note((part, last.shape[1:]), last.shape[0])
         return self._sessions[part].run(outputs, arrays)
 
     def template(self, z: torch.Tensor) -> torch.Tensor:

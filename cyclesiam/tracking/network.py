@@ -42,14 +42,18 @@ class Network:
             crop = self._crops[out_size] = CropBatch(pin_memory=self.device.type == "cuda")
         return crop
 
-    def templates(self, bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray, context: float) -> torch.Tensor:
-        """Template features [B, C, t, t] of the boxes (centres, sizes [B, 2]) with `context` around them."""
-        return self.backend.template(self.template_crops(bgr, centers, sizes, context)).clone()
+    def templates(self, bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray, context: float,
+                  pad: tuple[float, ...] | None = None) -> torch.Tensor:
+        """Template features [B, C, t, t] of the boxes (centres, sizes [B, 2]) with `context` around them
+        (`pad`: the image's mean when the caller has it)."""
+        return self.backend.template(self.template_crops(bgr, centers, sizes, context, pad)).clone()
 
-    def template_crops(self, bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray, context: float) -> torch.Tensor:
+    def template_crops(self, bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray, context: float,
+                       pad: tuple[float, ...] | None = None) -> torch.Tensor:
         """Template crops [B, 3, T, T] (a view of the crop buffer, valid until the next template crop)."""
         tsize = self.model_cfg.template_size
-        return self.crop(tsize)(bgr, centers, template_crop_sizes(sizes, context), tsize, image_mean(bgr))
+        pad = image_mean(bgr) if pad is None else pad
+        return self.crop(tsize)(bgr, centers, template_crop_sizes(sizes, context), tsize, pad)
 
     def track(self, bgr: np.ndarray, pad: tuple[float, ...], centers: np.ndarray, sides: np.ndarray,
               search_size: int, zf: torch.Tensor, timing: dict[str, float],

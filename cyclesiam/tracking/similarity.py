@@ -22,8 +22,8 @@ class Appearance:
     """Similarities of the targets `members` at `centers` [B, 2] (their sizes as they were when searched)."""
 
     def __init__(self, net: Network, cfg: TrackerConfig, bgr: np.ndarray, members: list[Target],
-                 centers: np.ndarray, timing: dict[str, float]) -> None:
-        self._net, self._cfg, self._bgr, self._timing = net, cfg, bgr, timing
+                 centers: np.ndarray, timing: dict[str, float], pad: tuple[float, ...] | None = None) -> None:
+        self._net, self._cfg, self._bgr, self._timing, self._pad = net, cfg, bgr, timing, pad
         self._members, self._centers = members, centers
         self._sizes = np.stack([t.size for t in members])
         self._latest: dict[int, np.ndarray] = {}  # member index -> [S] its latest measurement
@@ -39,7 +39,7 @@ class Appearance:
             return np.stack([self._latest[b] for b in rows])
         t0 = time.perf_counter()
         candidates = self._net.templates(self._bgr, *scale_rows(self._centers[rows], self._sizes[rows], factors),
-                                         self._cfg.context_amount)
+                                         self._cfg.context_amount, self._pad)
         similarity = template_similarity(candidates.reshape(len(rows), len(factors), *candidates.shape[1:]),
                                          torch.stack([self._members[b].reference for b in rows]))
         self._timing["scale"] = self._timing.get("scale", 0.0) + ms_since(t0)
