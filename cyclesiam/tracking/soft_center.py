@@ -5,9 +5,10 @@ Why: near the peak, neighbouring anchors have penalised scores within 1e-4..1e-2
 while their regressed centres differ by 1-4 crop pixels. The argmax between such near-ties turns
 float rounding (torch against onnxruntime, 1e-6 in the scores) into a jump of pixels, and the
 free-running track diverges from there (docs/MODEL.md, "Same track on both backends"). Weights
-exp((pscore - best) / temperature) x exp(-d^2 / (2 (spread x extent)^2)), d the distance of a
-candidate's regressed centre to the best's, are continuous in the scores: a tie that flips moves
-the centre by a hair, and far peaks (look-alikes) get no say.
+exp((pscore - best) / temperature) x a gate on d, the distance of a candidate's regressed centre to
+the best's: 1 up to r = spread x extent, exp(-(d - r)^2 / (2 r^2)) beyond. They are continuous in
+the scores: a tie that flips between neighbours (closer than r, same gate for both) moves the
+centre by a hair, and far peaks (look-alikes) get no say.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 TEMPERATURE = 0.01  # pscore units: neighbours within a few hundredths of the peak share the vote
-SPREAD = 0.25  # Gaussian gate radius, in target extents (sqrt(w h) at crop scale)
+SPREAD = 0.25  # the gate's flat radius and fall-off, in target extents (sqrt(w h) at crop scale)
 
 
 def soft_centers(pscore: np.ndarray, boxes: np.ndarray, best: np.ndarray, extent: np.ndarray,
@@ -28,11 +29,11 @@ def soft_centers(pscore: np.ndarray, boxes: np.ndarray, best: np.ndarray, extent
     top = pscore[rows, best][:, None]
     xy = boxes[..., :2]
     ref = xy[rows, best][:, None, :]
-    sigma = np.maximum(spread * np.asarray(extent, dtype=np.float64), 1e-6)[:, None]
-    d2 = ((xy - ref) ** 2).sum(axis=-1)
-    valid = np.isfinite(pscore) & np.isfinite(d2) & np.isfinite(top)
+    radius = np.maximum(spread * np.asarray(extent, dtype=np.float64), 1e-6)[:, None]
+    d = np.sqrt(((xy - ref) ** 2).sum(axis=-1))
+    valid = np.isfinite(pscore) & np.isfinite(d) & np.isfinite(top)
     with np.errstate(invalid="ignore", over="ignore"):
-        log_w = (pscore - top) / temperature - d2 / (2.0 * sigma**2)
+        log_w = (pscore - top) / temperature - np.maximum(d - radius, 0.0) ** 2 / (2.0 * radius**2)
     weights = np.where(valid, np.exp(np.where(valid, log_w, -np.inf)), 0.0)
     total = weights.sum(axis=1, keepdims=True)
     mean = (weights[..., None] * np.where(valid[..., None], xy, 0.0)).sum(axis=1) / np.where(total > 0, total, 1.0)
