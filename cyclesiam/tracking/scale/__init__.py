@@ -10,7 +10,6 @@ from cyclesiam.tracking.scale.none import RegressionScale
 from cyclesiam.tracking.scale.pooled import PooledScale
 from cyclesiam.tracking.scale.score import ScoreScale
 from cyclesiam.tracking.scale.template import TemplateScale
-from cyclesiam.tracking.scale.template_fit import TemplateFitScale
 
 NO_SCALE = "none"
 SCALE_STRATEGIES: dict[str, type[ScaleStrategy]] = {
@@ -18,7 +17,6 @@ SCALE_STRATEGIES: dict[str, type[ScaleStrategy]] = {
     "score": ScoreScale,
     "template": TemplateScale,
     "pooled": PooledScale,
-    "template_fit": TemplateFitScale,
 }
 # the values tracker.scale_from accepts ("none" is chosen by scale_steps 1, not named in the config)
 SCALE_SOURCES = tuple(name for name in SCALE_STRATEGIES if name != NO_SCALE)

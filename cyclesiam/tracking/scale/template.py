@@ -33,7 +33,7 @@ class TemplateScale(ScaleStrategy):
         factors = scale_factors(self.cfg)
         similarity = appearance.measure(moving, factors)
         sizes = np.stack([members[b].size for b in moving])
-        return self.pick(similarity, factors, sizes, found.post.lr[moving], self.cfg, image_shape)
+        return pick_template_scales(similarity, factors, sizes, found.post.lr[moving], self.cfg, image_shape)
 
 
 def pick_template_scales(similarity: np.ndarray, factors: np.ndarray, sizes: np.ndarray, lr: np.ndarray,
@@ -46,6 +46,3 @@ def pick_template_scales(similarity: np.ndarray, factors: np.ndarray, sizes: np.
     keep = np.flatnonzero(factors == 1.0)[0]
     pick = np.where(np.isfinite(sim).any(axis=1), np.argmax(sim, axis=1), keep)
     return move_sizes(sizes, factors[pick], lr, cfg, image_shape)
-
-
-TemplateScale.pick = staticmethod(pick_template_scales)  # how settle() turns similarities into sizes
