@@ -107,7 +107,8 @@ class TrackerConfig:
     # with the default model "peak" is better on the generated sequences, worse on the real dev clips (docs/MODEL.md)
     center_from: str = setting(
         "regression", "regression: box offsets at the best anchor (pysot) | peak: score peak refined to sub-cell "
-        "precision", choices=("regression", "peak"))
+        "precision | soft: score-weighted mean of the regressed centres near the best (no jump between near-tied "
+        "anchors; tracking/soft_center.py)", choices=("regression", "peak", "soft"))
     distractor_penalty: float = setting(
         0.0, "distractor memory (DaSiamRPN, by position): damp candidates near last frame's strong far peaks by "
         "this factor (score x (1 - penalty)); 0 = off", **UNIT)

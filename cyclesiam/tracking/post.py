@@ -10,6 +10,7 @@ import numpy as np
 
 from cyclesiam.config import TrackerConfig
 from cyclesiam.tracking import decode
+from cyclesiam.tracking.soft_center import soft_centers
 
 
 @dataclass
@@ -99,6 +100,8 @@ def postprocess(
         if anchors is None or score_size < 1:
             raise ValueError("postprocess: tracker.center_from 'peak' needs the anchors and the score size")
         offset = peak_positions(choice.pscore, choice.best, anchors, score_size)
+    elif cfg.center_from == "soft":
+        offset = soft_centers(choice.pscore, t(boxes), choice.best, np.sqrt(sizes.prod(axis=1)) * scale_z)
     center, size, lr = decode.step(centers, sizes, choice, scale_z, cfg.lr, np.zeros(2), _image_extent(image_shape),
                                    cfg.min_size, offset)
     return PostResult(best=choice.best, score=choice.score, center=center, size=size, penalty=choice.penalty,
