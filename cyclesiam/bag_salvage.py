@@ -21,7 +21,7 @@ class TruncatedBagWarning(UserWarning):
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 _MCAP_DATA_END = b"\x0f" + struct.pack("<QI", 4, 0)  # DataEnd record, data section CRC 0 = not given
 _MCAP_FOOTER = b"\x02" + struct.pack("<QQQI", 20, 0, 0, 0) + MCAP_MAGIC  # no summary: readers scan the data
-_SALVAGED: dict[tuple, Path] = {}  # bag key -> readable copy (inherited by forked DataLoader workers)
+_SALVAGED: dict[tuple, Path] = {}  # bag key -> readable copy (handed to DataLoader workers: adopt_salvaged)
 
 
 def _storage_files(root: Path) -> list[Path]:
@@ -155,6 +155,13 @@ def _remove_in_owner(path: Path, pid: int) -> None:
     if os.getpid() == pid:
         shutil.rmtree(path, ignore_errors=True)
 
+
+
+def adopt_salvaged(root: Path, copy: Path) -> None:
+    """Read `root` through `copy`, the salvaged copy another process of this tree made (a worker that got
+    a source pickled): no second copy, no second warning; only its maker removes it."""
+    if copy != root and copy.is_dir():
+        _SALVAGED.setdefault(_bag_key(root), copy)
 
 
 def readable_root(root: Path) -> Path:

@@ -12,7 +12,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from cyclesiam.bag_salvage import readable_root, salvage_truncated
+from cyclesiam.bag_salvage import adopt_salvaged, readable_root, salvage_truncated
 from cyclesiam.frame_source import Frame, FrameSource, SourceError, _frame_to_bgr
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -209,6 +209,17 @@ class BagSource(FrameSource):
         if image is None:
             raise SourceError(f"{self.path}: cannot decode an image on '{self.topic}'")
         return _frame_to_bgr(np.asarray(image), self.path)
+
+    def __getstate__(self) -> dict:
+        """Pickled (DataLoader workers started by a forkserver) without its reader: the copy re-opens the
+        bag on first use, through the salvaged copy this process made of a truncated bag, if any."""
+        root = _bag_root(self.path)
+        return dict(self.__dict__, _reader=None, _pid=0, _connections=[], _readable=readable_root(root))
+
+    def __setstate__(self, state: dict) -> None:
+        readable = state.pop("_readable")
+        self.__dict__.update(state)
+        adopt_salvaged(_bag_root(self.path), readable)
 
     def close(self) -> None:
         if self._reader is not None and self._pid == os.getpid():

@@ -8,7 +8,7 @@ Bags are read with `rosbags.highlevel.AnyReader`; sensor_msgs/Image (any encodin
 `rosbags-image` converts: mono8/16, rgb8, bgr8, bgra8, rgba8, bayer, ...) and
 sensor_msgs/CompressedImage (jpeg/png) topics are supported. Stamps are the message
 header stamps (the record time when a header stamp is zero). Sources re-open their
-file handles after a fork (DataLoader workers).
+file handles after a fork and pickle without them (DataLoader workers).
 
 A rosbag2 whose storage file ends early (the recorder was killed: an MCAP without its footer, a
 SQLite file cut short) is read up to its last complete message, with one `TruncatedBagWarning`
@@ -117,6 +117,10 @@ class VideoSource(FrameSource):
                 self._count = i
         finally:
             cap.release()
+
+    def __getstate__(self) -> dict:
+        """Pickled (DataLoader workers started by a forkserver) without its capture and cached frame."""
+        return dict(self.__dict__, _cap=None, _pid=0, _next=0, _last=None)
 
     def close(self) -> None:
         if self._cap is not None:

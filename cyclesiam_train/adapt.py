@@ -16,6 +16,10 @@ way; `cyclesiam-train --resume RUN_DIR/train --set train.steps=N` continues it).
 The budget covers the whole command: training stops when the time left is what the base model's
 check took (the adapted model's check takes as long). Exit codes: 0 done, 2 bad input,
 128 + N stopped by signal N (RUN_DIR/model.safetensors is BASE; RUN_DIR/train has the partial model).
+
+`adapt()` runs in any process, also one that has already tracked (data-loader workers start from a
+forkserver, never forked from it: cyclesiam_train/loader_workers.py); a script calling it needs the
+`if __name__ == "__main__":` guard that every non-fork start method needs.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ initial box of t1, at t1's search-crop scale, padded with each frame's mean colo
 from __future__ import annotations
 
 import math
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -318,15 +317,6 @@ class StepSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return max(0, self.steps - self.start) * self.local
-
-
-def worker_init(_worker_id: int) -> None:
-    """DataLoader workers: one thread each. Ctrl-C (SIGINT) and a SIGTERM sent to the whole process
-    group are handled by the main process (finish the step, checkpoint, shut the workers down)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
 
 
 def describe(streams: Sequence[Stream], clips: Sequence[Clip], seeds: Sequence[Seed] | None, seed_source: str) -> str:

@@ -39,7 +39,8 @@ from cyclesiam_train.config import Config
 from cyclesiam.models.builder import build_model
 from cyclesiam_train import distributed as dist_mod
 from cyclesiam_train.cycle import STAT_KEYS, CycleModel
-from cyclesiam_train.data import CycleDataset, StepSampler, describe, discover_streams, make_clips, to_device, worker_init
+from cyclesiam_train.data import CycleDataset, StepSampler, describe, discover_streams, make_clips, to_device
+from cyclesiam_train.loader_workers import release_handles, worker_context, worker_init
 from cyclesiam_train.metrics_log import MetricsLog, Progress, plot_losses
 from cyclesiam_train.seeds import build_seeds
 from cyclesiam_train.train_state import (STATE_FILE, load_model_state, load_optimizer_state, read_state,
@@ -287,6 +288,7 @@ class Trainer:
             release_handles(self.streams)
         return DataLoader(dataset, batch_size=sampler.local, sampler=sampler, num_workers=workers,
                           worker_init_fn=worker_init if workers else None, drop_last=False,
+                          multiprocessing_context=worker_context() if workers else None,
                           pin_memory=self.info.device.type == "cuda", prefetch_factor=2 if workers else None,
                           persistent_workers=False)
 
@@ -389,16 +391,6 @@ class Trainer:
 
     def close(self) -> None:
         dist_mod.teardown(self.info)
-
-
-def release_handles(streams: Sequence[Any]) -> None:
-    """Close every source's file handles before DataLoader workers fork (they re-open on demand).
-
-    An OpenCV/FFmpeg VideoCapture left open in the parent makes a forked worker's own VideoCapture
-    hang forever, so nothing may be open at fork time.
-    """
-    for s in streams:
-        s.source.close()
 
 
 def _mean(values: Sequence[float]) -> float:
