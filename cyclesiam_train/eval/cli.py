@@ -113,7 +113,7 @@ def write_outputs(out: Path, args: argparse.Namespace, cfg: Config, results: dic
 
 def fps_cell(fps: float) -> str:
     """fps in 8 columns ('still' updates in microseconds: its fps has more digits than the column)."""
-    return f"{fps:.1f}" if not fps < 1e5 else ">99999"
+    return ">99999" if fps >= 1e5 else f"{fps:.1f}"
 
 
 def print_table(summaries: dict[str, dict[str, Any]]) -> None:
