@@ -19,12 +19,13 @@ if TYPE_CHECKING:
 
 def build_tracker(cfg: "Config", checkpoint: str | Path | None = None) -> SiamTracker:
     """A tracker from the whole config: checkpoint weights when given, else a random-init model."""
-    if cfg.runtime.threads > 0:
-        torch.set_num_threads(cfg.runtime.threads)  # process-wide, as the config documents
     model, model_cfg = load_model(cfg, checkpoint)
     # torch on its device, or onnxruntime (exported and cached on demand); unknown names raise
     backend = make_backend(cfg, model, model_cfg, checkpoint)
     tracker = SiamTracker(backend, cfg.tracker, model_cfg, getattr(backend, "device", "cpu"))
+    # scoped to the tracker's calls: set process-wide, a tracker built in a process that also trains
+    # (adapt, tests) changed the trainer's reduction order and so its losses in the last digits
+    tracker.torch_threads = cfg.runtime.threads
     if backend.name == "onnxruntime":
         # torch only glues around onnxruntime here (the crop buffer, a few small ops): its OpenMP
         # pool would otherwise compete with onnxruntime's for the cores (measured under load: a

@@ -175,8 +175,8 @@ class RuntimeConfig:
                            choices=("auto", "torch", "onnxruntime"), restart=True)
     providers: list[str] = setting(["CUDAExecutionProvider", "CPUExecutionProvider"],
                                    "onnxruntime execution providers in order of preference", restart=True)
-    threads: int = setting(0, "intra-op threads of the network runtime; 0 = library default", ge=0, le=1024,
-                           restart=True)
+    threads: int = setting(0, "intra-op threads of the network runtime (torch: inside the tracker's calls only); "
+                           "0 = library default", ge=0, le=1024, restart=True)
     channels_last: bool = setting(True, "channels-last memory format for torch", restart=True)
     memory_arena: bool = setting(False, "onnxruntime CPU memory arena: faster allocation, but it keeps the largest "
                                  "batch's memory until restart (off: memory follows the current targets)", restart=True)

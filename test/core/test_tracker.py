@@ -270,6 +270,24 @@ def test_build_tracker_from_config():
     assert r.state == TRACKING and r.mask is None
 
 
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_runtime_threads_stay_inside_the_trackers_calls(backend, tmp_path, monkeypatch):
+    """`runtime.threads` once set torch's thread count for the whole process: a test that built a
+    one-thread tracker changed a later in-process training run's losses in the 6th digit."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cfg = Config()
+    cfg.model.backbone = "light"
+    cfg.runtime.device, cfg.runtime.backend = "cpu", backend
+    cfg.runtime.threads = 1 if torch.get_num_threads() > 1 else 2
+    before = torch.get_num_threads()
+    tracker = build_tracker(cfg)
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    frame[40:80, 60:100] = 200
+    tracker.add_target(frame, (60, 40, 40, 40))
+    tracker.track(frame)
+    assert torch.get_num_threads() == before
+
+
 def test_build_from_checkpoint_uses_the_checkpoint_model(tmp_path, model_cfg, cube_frames):
     from cyclesiam.checkpoint import save_checkpoint
 
