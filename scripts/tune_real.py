@@ -2,7 +2,7 @@
 """Tracker-settings sweep on the REAL validation set (annotations/real, `split: val` clips only).
 
     PYTHONPATH=$PWD .venv/bin/python scripts/tune_real.py --out outputs/tune_real [--workers 2] \
-        [--protocols ope[,vot]] [--backend onnxruntime] VARIANT [VARIANT ...]
+        [--protocols ope[,vot]] [--backend onnxruntime] [--checkpoint MODEL] VARIANT [VARIANT ...]
 
 A VARIANT is `default` (today's config) or comma-separated overrides
 ("tracker.lr=0.2,tracker.penalty_k=0.05"). Every (variant, clip) pair is one job, cached as
@@ -32,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / "annotations" / "real"
 LEFT_OUT = "idtrackerai_test_A"
+SHIPPED = str(ROOT / "models" / "cyclesiam_default.safetensors")
 LENGTHS = {"idtrackerai_test_A": 501, "mire2": 501, "bikes": 250, "mbt_cube": 218, "city": 190}  # frames  # dominates the failures; reported without it too, never decided without it
 
 
@@ -72,7 +73,7 @@ class Recorder:
         return out
 
 
-def run_job(variant: str, clip: str, backend: str, protocol: str, out: str) -> str:
+def run_job(variant: str, clip: str, backend: str, protocol: str, out: str, checkpoint: str = SHIPPED) -> str:
     """One clip at one variant, one protocol: "ope" (also the per-frame score/similarity/LOST) or
     "vot" (the re-initialising run: failures) -> OUT/<variant>/<clip>[.vot].json."""
     from cyclesiam_train.config import load_config, parse_dotted, to_dict
@@ -82,7 +83,7 @@ def run_job(variant: str, clip: str, backend: str, protocol: str, out: str) -> s
 
     cfg = load_config(None, parse_dotted(overrides(variant, backend, [protocol])))
     seq = [s for s in load_dataset(DATASET, "real", split="val") if s.name == clip]
-    adapter = SiamTrackerAdapter(str(ROOT / "models" / "cyclesiam_default.safetensors"), cfg)
+    adapter = SiamTrackerAdapter(checkpoint, cfg)
     recorder = Recorder(adapter)
     result = evaluate_tracker(recorder if protocol == "ope" else adapter, seq, cfg.eval)
     entry = result.sequences[clip]
@@ -177,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--protocols", default="ope", help="ope, vot (the failures) or ope,vot")
     p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch"))
+    p.add_argument("--checkpoint", default=SHIPPED, help="model to run (default: the shipped one)")
     p.add_argument("--clips", nargs="*", help="only these val clips (e.g. the backend check on mbt_cube bikes)")
     p.add_argument("--lost-replay", action="store_true", help="only replay the LOST grid on the first variant's runs")
     args = p.parse_args(argv)
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             for c in sorted(clips, key=lambda c: -LENGTHS.get(c, 0))
             if not job_path(out, v, c, pr).exists()]
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        futures = [pool.submit(run_job, v, c, args.backend, pr, str(out)) for v, c, pr in jobs]
+        futures = [pool.submit(run_job, v, c, args.backend, pr, str(out), args.checkpoint) for v, c, pr in jobs]
         for f in futures:
             print(f.result(), flush=True)
     text = table(out, args.variants, clips)
