@@ -36,6 +36,9 @@ def _provider_options(provider: str, cache_dir: Path, half: bool) -> dict[str, A
     return {}
 
 
+# each part's input whose rows are the batch (one per target): the arena shrink follows its shape
+BATCH_INPUT = {"template": "z", "track": "x", "mask": "feat"}
+
 class OnnxBackend:
     """`NetworkBackend` over ONNX Runtime sessions of exported template/track[/mask] files.
 
@@ -109,8 +112,8 @@ class OnnxBackend:
 
     def _run(self, part: str, feeds: dict[str, torch.Tensor], outputs: list[str] | None = None) -> list[np.ndarray]:
         arrays = {k: np.ascontiguousarray(v.detach().cpu().numpy(), dtype=np.float32) for k, v in feeds.items()}
-        last = arrays[list(arrays)[-1]]  # the crop (or mask features): its rows are the batch
-        self._shrink.note((part, last.shape[1:]), last.shape[0])
+        batch = arrays[BATCH_INPUT[part]]
+        self._shrink.note((part, batch.shape[1:]), batch.shape[0])
         return self._sessions[part].run(outputs, arrays)
 
     def template(self, z: torch.Tensor) -> torch.Tensor:
