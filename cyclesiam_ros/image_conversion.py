@@ -9,6 +9,7 @@ compressed ones (a 62 KB PNG can declare 64 MB of pixels).
 
 from __future__ import annotations
 
+import array as pyarray
 import os
 import re
 import struct
@@ -229,5 +230,14 @@ def fill_image_msg(msg, array: np.ndarray, header, encoding: str):
     msg.encoding = encoding
     msg.is_bigendian = 0
     msg.step = int(array.strides[0])
-    msg.data = array.tobytes()
+    msg.data = image_bytes(array)
     return msg
+
+
+def image_bytes(array: np.ndarray) -> pyarray.array:
+    """The pixels of a contiguous uint8 array as the array.array('B') a uint8[] field holds:
+    one copy, and the field's setter takes it as is (bytes would be copied again and, under
+    ROS_PYTHON_CHECK_FIELDS=1, checked value by value in Python)."""
+    data = pyarray.array("B")
+    data.frombytes(memoryview(array).cast("B"))
+    return data

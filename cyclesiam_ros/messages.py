@@ -81,7 +81,8 @@ def union_mask(results, shape: tuple[int, int]) -> np.ndarray:
         if r.state != "tracking":
             continue
         if r.mask is not None and r.mask.shape == shape:
-            mask[r.mask > 0] = 255
+            # 0/1 bytes times 255, OR-ed in: a boolean-index scatter costs 0.1 ms (blocky mask) to 1.4 ms (speckled)
+            np.bitwise_or(mask, (r.mask > 0).view(np.uint8) * np.uint8(255), out=mask)
         else:
             x, y, w, h = r.bbox
             x0, y0 = max(0, int(round(x))), max(0, int(round(y)))

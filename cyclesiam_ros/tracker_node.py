@@ -468,21 +468,34 @@ class TrackerNode(LifecycleNode):
 
     def publish(self, frame: Frame, results, class_ids, primary, want_mask: bool, want_debug: bool,
                 model: str = "") -> None:
+        """The outputs of one tracked frame; an output nobody subscribes to is not built."""
         header = frame.header
         if results:
-            self.pub_detections.publish(messages.detections_msg(results, header, class_ids))
-            for r in results:
-                if r.id == primary and r.state == "tracking":
-                    self.pub_detection.publish(messages.detection_msg(r, header, class_ids.get(r.id, "")))
+            self._publish_detections(results, header, class_ids, primary)
             if want_mask:
                 self.pub_mask.publish(messages.mono8_msg(messages.union_mask(results, frame.image.shape[:2]), header))
         if want_debug:
             self.pub_debug.publish(messages.bgr8_msg(draw_results(frame.image, results), header))
         depth_status = self.depth3d.publish(frame, results, class_ids, primary)  # after the 2D outputs
         latency = time.monotonic() - frame.received
-        dropped = self._worker.take_dropped()
-        self.pub_status.publish(messages.status_msg(results, header, latency, dropped, depth_status, model))
+        dropped = self._worker.take_dropped()  # taken every frame: a status counts the drops since the last frame
+        if self.pub_status.get_subscription_count() > 0:
+            self.pub_status.publish(messages.status_msg(results, header, latency, dropped, depth_status, model))
         self.stats.record(latency, results)
+
+    def _publish_detections(self, results, header, class_ids, primary) -> None:
+        """~/detections and the primary target's ~/detection: one Detection2D message serves both."""
+        want_all = self.pub_detections.get_subscription_count() > 0
+        want_primary = self.pub_detection.get_subscription_count() > 0
+        if not (want_all or want_primary):
+            return
+        array = messages.detections_msg(results, header, class_ids)
+        if want_all:
+            self.pub_detections.publish(array)
+        if want_primary:
+            for detection in array.detections:
+                if detection.id == primary:
+                    self.pub_detection.publish(detection)
 
     # ------------------------------------------------------------------ diagnostics
 

@@ -5,7 +5,9 @@ shared-memory segments) to a tracker_node in its own process at 30 Hz and 60 Hz,
 target, and prints per rate:
   end-to-end latency (publish -> ~/status received) p50/p95,
   node latency (image received -> outputs published) p50/p95,
-  core tracker time p50 (tracker.track() inside the node), and the node's overhead over it,
+  core tracker time p50 (tracker.track() inside the node), and the node's overhead over it
+  (node p50 - core p50: mostly the wait for the worker to finish the frame before, whenever
+  track() is slower than the input; probes/node_cpu_profile.py --live splits it),
   processed fps, dropped frames, and whether latency grew over the run (queueing).
 
     .venv/bin/python probes/node_latency.py [--checkpoint F] [--rates 30 60] [--seconds 8] [--mask]
