@@ -7,7 +7,7 @@
 One one-pass run of the evaluation harness (the shipped model, onnxruntime, one thread, masks off,
 today's defaults plus --set) with the tracker's search wrapped, so every frame records: the box,
 raw score, state, template similarity, and the strongest local peaks of that frame's score map
-(image pixels, raw score, windowed+penalised score). The clip's moving blobs (difference to the
+(image pixels, raw score, windowed+penalised score; with tracker.template_bank, of the winning kernel). The clip's moving blobs (difference to the
 median frame; for a clip with a static background such as the fish tank) say what else is there.
 Writes OUT/frames.json and prints, per present keyframe, the IoU with the annotation, the distance
 of the track and of the annotation to the nearest other blob, and every frame where the track's
@@ -83,14 +83,14 @@ def run(clip: str, sets: list[str], start: int = 0) -> tuple[list[dict[str, Any]
     cfg = load_config(None, parse_dotted(base + sets))
     (seq,) = [s for s in load_dataset(DATASET, "real") if s.name == clip]
     captured: list[Any] = []
-    original = tracker_module.search
+    original = tracker_module.bank_search  # the rows the tracker decides on (the winning kernel's)
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        rows = original(*args, **kwargs)
+        rows, winners = original(*args, **kwargs)
         captured.append(rows)
-        return rows
+        return rows, winners
 
-    tracker_module.search = spy
+    tracker_module.bank_search = spy
     adapter = SiamTrackerAdapter(str(CHECKPOINT), cfg)
     records, frames = [], []
     for i, frame in seq.iter_frames():
@@ -107,7 +107,7 @@ def run(clip: str, sets: list[str], start: int = 0) -> tuple[list[dict[str, Any]
                         "similarity": target.similarity, "peaks": score_peaks(rows, 0),
                         "crop_center": rows.centers[0].tolist(), "crop_side": float(rows.search_size / rows.scale_z[0]),
                         "best_pscore": float(rows.post.best_pscore()[0])})
-    tracker_module.search = original
+    tracker_module.bank_search = original
     return records, seq, frames
 
 
@@ -137,8 +137,14 @@ def at_annotation(clip: str, sets: list[str], template_frame: int) -> None:
     gt = seq.boxes[:len(seq)]
     frames = dict(seq.iter_frames())
     captured: list[Any] = []
-    original = tracker_module.search
-    tracker_module.search = lambda *a, **k: captured.append(original(*a, **k)) or captured[-1]
+    original = tracker_module.bank_search
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        rows, winners = original(*args, **kwargs)
+        captured.append(rows)
+        return rows, winners
+
+    tracker_module.bank_search = spy
     adapter = SiamTrackerAdapter(str(CHECKPOINT), cfg)
     adapter.init(frames[template_frame], tuple(gt[template_frame]))
     tid = adapter._target
@@ -158,7 +164,7 @@ def at_annotation(clip: str, sets: list[str], template_frame: int) -> None:
         far = max([p["score"] for p, g in zip(peaks, gaps) if g > size] or [0.0])
         turn = abs((orientation(seq.mask(k)) - angle0 + 90.0) % 180.0 - 90.0)
         print(f"{k:8d} {turn:9.0f} {own:10.2f} {far:14.2f} {far / max(own, 1e-3):8.2f}")
-    tracker_module.search = original
+    tracker_module.bank_search = original
 
 
 def center(box: list[float]) -> np.ndarray:
