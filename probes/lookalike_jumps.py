@@ -7,7 +7,8 @@
 One one-pass run of the evaluation harness (the shipped model, onnxruntime, one thread, masks off,
 today's defaults plus --set) with the tracker's search wrapped, so every frame records: the box,
 raw score, state, template similarity, and the strongest local peaks of that frame's score map
-(image pixels, raw score, windowed+penalised score; with tracker.template_bank, of the winning kernel). The clip's moving blobs (difference to the
+(image pixels, raw score, windowed+penalised score; with tracker.template_bank, of the winning kernel).
+The clip's moving blobs (difference to the
 median frame; for a clip with a static background such as the fish tank) say what else is there.
 Writes OUT/frames.json and prints, per present keyframe, the IoU with the annotation, the distance
 of the track and of the annotation to the nearest other blob, and every frame where the track's
@@ -56,7 +57,8 @@ def score_near(rows: Any, point: np.ndarray, radius: float) -> float:
     r = rows.resp.score_size
     raw = rows.scores[0].reshape(-1, r, r).max(axis=0).reshape(-1)
     cells = rows.centers[0] + cell_centers(rows.resp.anchors_np, r) / rows.scale_z[0]
-    near = np.hypot(*(cells - point).T) <= max(radius, 0.75 * float(rows.resp.anchors_np[1, 0] - rows.resp.anchors_np[0, 0]) / rows.scale_z[0])
+    stride = float(rows.resp.anchors_np[1, 0] - rows.resp.anchors_np[0, 0])
+    near = np.hypot(*(cells - point).T) <= max(radius, 0.75 * stride / rows.scale_z[0])
     return float(raw[near].max()) if near.any() else float("nan")
 
 
@@ -189,13 +191,18 @@ def nearest_blob(point: np.ndarray, frame_blobs: list[list[float]], exclude: np.
     return min(gaps) if gaps else float("inf")
 
 
+def peak_text(peaks: list[dict[str, float]]) -> str:
+    return ", ".join(f"({p['x']:.0f},{p['y']:.0f}) {p['score']:.2f}/{p['pscore']:.2f}" for p in peaks)
+
+
 def trace(records: list[dict[str, Any]], frame_blobs: list[list[list[float]]], first: int, last: int) -> None:
     """Every frame of [first, last]: centre, score, state, similarity, step, gap to a blob, peaks."""
     for prev, rec in zip(records[first - 1:last], records[first:last + 1]):
         c = center(rec["box"])
         step = float(np.hypot(*(c - center(prev["box"]))))
-        peaks = ", ".join(f"({p['x']:.0f},{p['y']:.0f}) {p['score']:.2f}/{p['pscore']:.2f}" for p in rec.get("peaks", [])[:3])
-        print(f"  {rec['frame']:4d} ({c[0]:.0f},{c[1]:.0f}) {rec['box'][2]:.0f}x{rec['box'][3]:.0f} s {rec['score']:.2f} "
+        peaks = peak_text(rec.get("peaks", [])[:3])
+        print(f"  {rec['frame']:4d} ({c[0]:.0f},{c[1]:.0f}) {rec['box'][2]:.0f}x{rec['box'][3]:.0f} "
+              f"s {rec['score']:.2f} "
               f"{rec.get('state', '-'):8s} sim {rec.get('similarity', float('nan')):.2f} step {step:5.1f} "
               f"blob gap {nearest_blob(c, frame_blobs[rec['frame']], None):5.1f} | {peaks}")
 
@@ -217,9 +224,10 @@ def report(records: list[dict[str, Any]], seq: Any, frame_blobs: list[list[list[
         step = float(np.hypot(*(center(rec["box"]) - center(prev["box"]))))
         size = float(np.sqrt(prev["box"][2] * prev["box"][3]))
         if step > 0.5 * size:
-            peaks = ", ".join(f"({p['x']:.0f},{p['y']:.0f}) {p['score']:.2f}/{p['pscore']:.2f}" for p in rec["peaks"][:4])
+            peaks = peak_text(rec["peaks"][:4])
             gap = nearest_blob(center(rec["box"]), frame_blobs[rec["frame"]], None)
-            print(f"  frame {rec['frame']}: {step:.0f} px ({step / size:.1f} sizes), {gap:.0f} px from a blob; score {rec['score']:.3f} "
+            print(f"  frame {rec['frame']}: {step:.0f} px ({step / size:.1f} sizes), {gap:.0f} px from a blob; "
+                  f"score {rec['score']:.3f} "
                   f"{rec['state']} sim {rec['similarity']:.2f}; peaks raw/pscore {peaks}")
 
 

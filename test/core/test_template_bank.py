@@ -94,3 +94,26 @@ def test_shipped_model_keeps_a_turned_target_next_to_an_upright_copy(cube_frames
     bank = _final_center(images, box, dataclasses.replace(base, template_bank="rotations", template_bank_angle=90.0))
     assert np.hypot(*(one - copy)) < 30, (one, copy)  # the failure the bank is for really happens
     assert np.hypot(*(bank - target)) < 30, (bank, target)
+
+
+def test_bank_is_built_once_and_rebuilt_after_a_network_swap(cube_frames_dir) -> None:
+    path = default_checkpoint()
+    if path is None or not path.is_file():
+        pytest.skip(f"shipped model {path} missing")
+    frames = [cv2.imread(str(f)) for f in ImageFolderSource(cube_frames_dir).files[:3]]
+    cfg = Config()
+    cfg.runtime.device = "cpu"
+    cfg.tracker = dataclasses.replace(cfg.tracker, template_bank="rotations", mask_enabled=False)
+    tracker = build_tracker(cfg, path)
+    tid = tracker.add_target(frames[0], (315, 205, 129, 145))
+    tracker.track(frames[1])
+    target = tracker._targets[tid]
+    first = target.bank
+    assert first is not None and first.shape == (2, *target.zf.shape) and target.bank_angles == (60.0, -60.0)
+    assert not torch.allclose(first[0], target.zf) and not torch.allclose(first[0], first[1])
+    tracker.track(frames[2])
+    assert target.bank is first  # embedded once, not every frame
+    tracker.replace_network(tracker.backend, tracker.model_cfg, {tid: target.zf})
+    assert target.bank is None  # kernels of the old network are dropped ...
+    tracker.track(frames[2])
+    assert target.bank is not None and torch.allclose(target.bank, first, atol=1e-4)  # ... and re-embedded
