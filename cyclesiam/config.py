@@ -140,7 +140,7 @@ class TrackerConfig:
     template_update_anchor: float = setting(
         0.0, "weight of the first template in the search kernel while updating (the template similarity "
         "always compares with the first)", **UNIT)
-    # top-down views of turning look-alikes (the zebrafish clip): docs/MODEL.md, "Look-alikes that turn"
+    # top-down views of turning look-alikes (the zebrafish clip): docs/MODEL.md, "why the zebrafish fails"
     template_bank: str = setting(
         "none", "none (one kernel) | rotations (also the first template turned by +-template_bank_angle; per target "
         "the kernel with the best windowed score wins; one more search row per kernel)",
