@@ -140,6 +140,13 @@ class TrackerConfig:
     template_update_anchor: float = setting(
         0.0, "weight of the first template in the search kernel while updating (the template similarity "
         "always compares with the first)", **UNIT)
+    # top-down views of turning look-alikes (the zebrafish clip): docs/MODEL.md, "why the zebrafish fails"
+    template_bank: str = setting(
+        "none", "none (one kernel) | rotations (also the first template turned by +-template_bank_angle; per target "
+        "the kernel with the best windowed score wins; one more search row per kernel)",
+        choices=registry("cyclesiam.tracking.template_bank", "TEMPLATE_BANKS"))
+    template_bank_angle: float = setting(60.0, "degrees the rotations bank turns the first template by, both ways",
+                                         gt=0.0, lt=180.0)
     # LOST hysteresis: the cycle-trained score stays 0.6-0.85 on plain background, so the score alone never
     # reports a vanished target; the template similarity decides with it (docs/MODEL.md, "LOST")
     lost_threshold: float = setting(0.9, "score below which a frame counts towards LOST", **UNIT)

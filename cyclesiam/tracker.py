@@ -13,6 +13,8 @@ batched forward (tracking targets at `model_cfg.search_size`, held LOST targets 
            (tracking/lost/: report | hold); the template similarity it reads is measured once
   masks    the mask head at the chosen position of every target that moved (tracking/masks.py)
   update   tracker.template_update (tracking/template_update.py: none | last | blend)
+The search runs with every kernel of tracker.template_bank (tracking/template_bank.py: none | rotations)
+and keeps each target's best.
 
 Strategies are looked up from the config on every frame, so the config may change between frames.
 Coordinates: continuous pixels (see `cyclesiam.crop`); boxes are (x, y, w, h) top-left.
@@ -50,6 +52,7 @@ from cyclesiam.tracking.search import SearchRows, search
 from cyclesiam.tracking.similarity import Appearance
 from cyclesiam.tracking.state import TrackState, next_state, reads_similarity, similarity_decides
 from cyclesiam.tracking.target import Target, extent
+from cyclesiam.tracking.template_bank import bank_search
 from cyclesiam.tracking.template_update import update_templates
 
 TRACKING = TrackState.TRACKING
@@ -196,7 +199,7 @@ class SiamTracker:
         self.model_cfg = model_cfg
         for tid, target in self._targets.items():
             target.zf = target.reference = templates[tid]
-            target.running = None
+            target.running, target.bank = None, None
 
     def template_crops(self) -> dict[str, torch.Tensor | None]:
         """Each target's kept template crop [3, T, T] (None for a target added without one)."""
@@ -283,9 +286,13 @@ class SiamTracker:
 
     def _search(self, bgr: np.ndarray, pad: tuple[float, ...], search_size: int, members: list[Target],
                 factors: np.ndarray, lost: ReportLost, timing: dict[str, float]) -> SearchRows:
-        window_influence = np.array([lost.window_influence(t) for t in members])
-        return search(self._net, self.cfg, bgr, pad, search_size, members, factors, window_influence, timing,
-                      scale_strategy(self.cfg).search_features)
+        def run(rows: list[Target]) -> SearchRows:
+            window_influence = np.array([lost.window_influence(t) for t in rows])
+            return search(self._net, self.cfg, bgr, pad, search_size, rows, factors, window_influence, timing,
+                          scale_strategy(self.cfg).search_features)
+
+        found, _ = bank_search(self.cfg, members, len(factors), self._net.backend.template, run)
+        return found
 
     def _templates(self, bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray,
                    pad: tuple[float, ...] | None = None) -> torch.Tensor:

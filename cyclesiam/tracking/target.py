@@ -36,6 +36,9 @@ class Target:
     # tracker.distractor_*: strong peaks away from the target in the last frame [D, 2] image pixels
     distractors: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
     similarity: float = math.nan  # to the template at the last box (TrackResult.similarity)
+    # tracker.template_bank "rotations": the extra kernels [K, C, t, t] and the angles they were turned by
+    bank: torch.Tensor | None = None
+    bank_angles: tuple[float, ...] = ()
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:

@@ -90,15 +90,16 @@ def test_invalid_targets_are_rejected(model, model_cfg, cube_frames):
     assert tracker.result(tid).bbox == (0.0, 0.0, 40.0, 40.0)
 
 
-@pytest.mark.parametrize("scale_from", ["template", "pooled"])
-def test_batched_multi_target_equals_each_target_alone(model, model_cfg, cube_frames, scale_from):
-    together = _tracker(model, model_cfg, scale_from=scale_from)
+@pytest.mark.parametrize("scale_from, template_bank", [("template", "none"), ("pooled", "none"),
+                                                       ("template", "rotations"), ("score", "rotations")])
+def test_batched_multi_target_equals_each_target_alone(model, model_cfg, cube_frames, scale_from, template_bank):
+    together = _tracker(model, model_cfg, scale_from=scale_from, template_bank=template_bank)
     ids = [together.add_target(cube_frames[0], box) for box in BOXES]
     frames = cube_frames[1:4]
     joint = [together.track(f) for f in frames]
     assert together.last_batches == {model_cfg.search_size: ids}
     for n, box in enumerate(BOXES):
-        alone = _tracker(model, model_cfg, scale_from=scale_from)
+        alone = _tracker(model, model_cfg, scale_from=scale_from, template_bank=template_bank)
         alone.add_target(cube_frames[0], box)
         for frame_results, frame in zip(joint, frames):
             single = alone.track(frame)[0]

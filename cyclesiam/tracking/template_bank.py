@@ -1,0 +1,101 @@
+"""Template bank (tracker.template_bank): which kernels a target searches with.
+
+none       the target's one kernel (Target.zf), as SiamRPN.
+rotations  also its first template crop rotated in-plane by +-template_bank_angle degrees; per target
+           the kernel whose best penalised, windowed score is highest wins, so the cosine window, not
+           the raw score, decides between a turned target and a look-alike that still matches the
+           upright template. A top-down camera sees turning targets among look-alikes (fish in a tank,
+           parts on a conveyor, robots on a floor): with one kernel a target turned by 55+ degrees
+           scores under its upright neighbours and the track jumps to one (docs/MODEL.md, the zebrafish).
+           Costs one search row per extra kernel. The LOST rule's similarity and the size still compare
+           with the first template; the rotated kernels are not updated by tracker.template_update.
+
+A new bank is one class here and one entry in TEMPLATE_BANKS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from cyclesiam.config import TrackerConfig
+from cyclesiam.tracking.search import SearchRows
+from cyclesiam.tracking.target import Target
+
+Embed = Callable[[torch.Tensor], torch.Tensor]  # template crops [K, 3, T, T] -> features [K, C, t, t]
+
+
+class OneTemplate:
+    """"none": the target's own kernel only."""
+
+    def __init__(self, cfg: TrackerConfig) -> None:
+        self.cfg = cfg
+
+    def kernels(self, target: Target, embed: Embed) -> list[torch.Tensor]:
+        return [target.zf]
+
+
+class RotatedTemplates(OneTemplate):
+    """"rotations": the kernel plus the first template crop turned by +-template_bank_angle."""
+
+    def kernels(self, target: Target, embed: Embed) -> list[torch.Tensor]:
+        if target.template_crop is None:
+            return [target.zf]
+        angles = (self.cfg.template_bank_angle, -self.cfg.template_bank_angle)
+        if target.bank is None or target.bank_angles != angles:
+            crops = torch.stack([rotate_crop(target.template_crop, a) for a in angles])
+            target.bank, target.bank_angles = embed(crops).clone(), angles
+        return [target.zf, *target.bank]
+
+
+TEMPLATE_BANKS: dict[str, type[OneTemplate]] = {"none": OneTemplate, "rotations": RotatedTemplates}
+
+
+def template_bank(cfg: TrackerConfig) -> OneTemplate:
+    return TEMPLATE_BANKS[cfg.template_bank](cfg)
+
+
+def rotate_crop(crop: torch.Tensor, degrees: float) -> torch.Tensor:
+    """A template crop [3, T, T] turned by `degrees` (counter-clockwise on screen) about its centre;
+    the corners that come from outside repeat the crop's border (the crop is already padded with the
+    image mean where it ran past the image)."""
+    image = np.ascontiguousarray(crop.detach().cpu().permute(1, 2, 0).numpy(), dtype=np.float32)
+    side = image.shape[0]
+    matrix = cv2.getRotationMatrix2D(((side - 1) / 2.0, (side - 1) / 2.0), degrees, 1.0)
+    turned = cv2.warpAffine(image, matrix, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return torch.from_numpy(turned).permute(2, 0, 1).to(device=crop.device, dtype=crop.dtype)
+
+
+def best_kernel_rows(best_pscore: np.ndarray, counts: list[int], n_scales: int) -> np.ndarray:
+    """Rows of the kernel that wins per target. best_pscore [sum(counts) * n_scales] is kernel-major
+    within target, scale-minor; a kernel's value is its best over scales; ties go to the first kernel
+    (the target's own). -> row indices [len(counts) * n_scales], target-major."""
+    rows, start = [], 0
+    for count in counts:
+        block = best_pscore[start:start + count * n_scales].reshape(count, n_scales).max(axis=1)
+        block = np.where(np.isfinite(block), block, -np.inf)
+        k = int(np.argmax(block))
+        rows.extend(range(start + k * n_scales, start + (k + 1) * n_scales))
+        start += count * n_scales
+    return np.asarray(rows, dtype=np.int64)
+
+
+def bank_search(cfg: TrackerConfig, members: list[Target], n_scales: int, embed: Embed,
+                run: Callable[[list[Target]], SearchRows]) -> tuple[SearchRows, list[int]]:
+    """`run` (the search of a member list) over every member x each of its kernels, then only the
+    winning kernel's rows per member: the same rows one kernel would give. -> (rows, winning kernel
+    index per member; 0 = the target's own)."""
+    bank = template_bank(cfg)
+    kernels = [bank.kernels(t, embed) for t in members]
+    if all(len(k) == 1 for k in kernels):
+        return run(members), [0] * len(members)
+    views = [t if k is t.zf else dataclasses.replace(t, zf=k) for t, ks in zip(members, kernels) for k in ks]
+    found = run(views)
+    rows = best_kernel_rows(found.post.best_pscore(), [len(k) for k in kernels], n_scales)
+    starts = np.cumsum([0] + [len(k) * n_scales for k in kernels[:-1]])
+    winners = [int((rows[b * n_scales] - starts[b]) // n_scales) for b in range(len(members))]
+    return found.take(rows), winners
