@@ -81,7 +81,7 @@ def test_core_config_has_no_training_sections_and_the_training_one_keeps_the_nam
     assert isinstance(cfg, Config) and cfg.train.steps > 0 and cfg.eval.vot_skip > 0
 
 
-@pytest.mark.parametrize("name", ["train.yaml", "train_default.yaml"])
+@pytest.mark.parametrize("name", ["train.yaml", "train_default.yaml", "train_pool.yaml"])
 def test_training_crops_have_their_own_context(name) -> None:
     """Tuning the tracker's context must not change the training recipe (both YAMLs pinned
     tracker.context_amount 0.5 for that); the crops read train.context_amount."""

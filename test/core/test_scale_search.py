@@ -182,15 +182,16 @@ def _final_size_ratio(checkpoint, scale_steps: int, images, boxes, scale_from: s
     return float(np.sqrt(result.bbox[2] * result.bbox[3] / (boxes[-1][2] * boxes[-1][3])))
 
 
-SCORE_ZOOM_IN = pytest.mark.xfail(strict=True, reason=(
-    "default model trained with rotation jitter: its regression alone follows this zoom-in to 0.91 of the "
-    "true size, the score's 3-scale search to 0.79 (previous default: 0.73 and 0.84); template mode, the "
-    "default, 1.00 (docs/MODEL.md)"))
+SCORE_ZOOM_OUT = pytest.mark.xfail(strict=True, reason=(
+    "the default model since 2026-12-03 (pool-trained): the score's 3-scale search overshoots this zoom-out "
+    "(1.44 of the true size, its regression alone 1.14) while it now follows the zoom-in (1.04, regression "
+    "0.51); the previous model was the other way round (zoom-in 0.79). Template mode, the default, follows "
+    "both (0.94, 1.22). Score mode is an option (docs/MODEL.md)"))
 
 
 @pytest.mark.parametrize("scale_from, steps, rate", [
-    pytest.param("score", 3, 0.01, marks=SCORE_ZOOM_IN),  # towards the target (x1.27 over 25 frames)
-    ("score", 3, -0.015),  # away (x0.70)
+    ("score", 3, 0.01),  # towards the target (x1.27 over 25 frames)
+    pytest.param("score", 3, -0.015, marks=SCORE_ZOOM_OUT),  # away (x0.70)
     ("template", Config().tracker.scale_steps, 0.01),
     ("template", Config().tracker.scale_steps, -0.015),
     ("pooled", Config().tracker.scale_steps, 0.01),  # the windows out of the search features

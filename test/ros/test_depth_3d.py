@@ -360,10 +360,12 @@ def test_castle_centre_follows_the_ground_truth(client, record_property):
     Figures (320x240, shipped model): see README "3D from depth"."""
     if not (CASTLE / "Depth").is_dir():
         pytest.skip(f"{CASTLE} missing (scripts/fetch_data.sh copies it from Debian's visp-images-data)")
+    from cyclesiam_ros.msg import TrackStatus
+
     width, height = int(640 * SCALE), int(480 * SCALE)
     fx, cx, cy = scaled_intrinsics(SCALE)
     info = client.info_msg(width, height, fx, fx, cx, cy)
-    errors, lateral = [], []
+    errors, lateral, lost = [], [], []
     for index in range(1, 41):
         image, depth, pose = castle_frame(index)
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
@@ -377,17 +379,21 @@ def test_castle_centre_follows_the_ground_truth(client, record_property):
         status = client.step(image, client.depth_msg(align_to_colour(depth, width, height), stamp), info, stamp)
         if status is None:
             continue
+        if status.targets[0].state == TrackStatus.LOST:  # the tracker's LOST rule, not the 3D code: no 3D, and said so
+            assert status.targets[0].depth_status.startswith("lost"), (index, status.targets[0].depth_status)
+            lost.append(index)
+            continue
         assert status.targets[0].depth_status == "ok", (index, status.targets[0].depth_status)
         p = client.det3d_for(stamp)[0].detections[0].bbox.center.position
         error = np.array([p.x, p.y, p.z]) - truth
         errors.append(float(np.linalg.norm(error)))
         lateral.append(float(np.linalg.norm(error[:2])))
-    assert len(errors) >= 30, f"only {len(errors)} of 39 frames reported"
+    assert len(errors) >= 30, f"only {len(errors)} of 39 frames reported ({len(lost)} LOST: {lost})"
     median, worst, lateral_worst = np.median(errors), max(errors), max(lateral)
     record_property("castle_error_cm", f"median {median * 100:.1f} max {worst * 100:.1f} lateral max "
                                        f"{lateral_worst * 100:.1f}")
     print(f"castle: 3D centre error median {median * 100:.1f} cm, max {worst * 100:.1f} cm; across the view "
-          f"(x, y) max {lateral_worst * 100:.1f} cm over {len(errors)} frames")
+          f"(x, y) max {lateral_worst * 100:.1f} cm over {len(errors)} frames; LOST on {lost}")
     # the median of the visible surface lies in front of the tower's volume centre by about half
     # its depth (8.2 cm): that bias is most of the error
     assert median < 0.05 and worst < 0.06 and lateral_worst < 0.035
