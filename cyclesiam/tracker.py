@@ -291,8 +291,7 @@ class SiamTracker:
             return search(self._net, self.cfg, bgr, pad, search_size, rows, factors, window_influence, timing,
                           scale_strategy(self.cfg).search_features)
 
-        found, _ = bank_search(self.cfg, members, len(factors), self._net.backend.template, run)
-        return found
+        return bank_search(self.cfg, members, len(factors), self._net.backend.template, run)
 
     def _templates(self, bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray,
                    pad: tuple[float, ...] | None = None) -> torch.Tensor:

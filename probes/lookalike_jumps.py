@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
@@ -75,41 +76,57 @@ def blobs(frames: list[np.ndarray], min_area: int = 150) -> list[list[list[float
     return out
 
 
-def run(clip: str, sets: list[str], start: int = 0) -> tuple[list[dict[str, Any]], Any, list[np.ndarray]]:
-    import cyclesiam.tracker as tracker_module
+def open_clip(clip: str, sets: list[str]) -> tuple[Any, Any]:
+    """The probe's config (onnxruntime, one thread, masks off, plus `sets`) and the real clip."""
     from cyclesiam_train.config import load_config, parse_dotted
-    from cyclesiam_train.eval.baselines import SiamTrackerAdapter
     from cyclesiam_train.eval.datasets import load_dataset
 
     base = ["runtime.backend=onnxruntime", "runtime.device=cpu", "runtime.threads=1", "tracker.mask_enabled=false"]
-    cfg = load_config(None, parse_dotted(base + sets))
     (seq,) = [s for s in load_dataset(DATASET, "real") if s.name == clip]
-    captured: list[Any] = []
-    original = tracker_module.bank_search  # the rows the tracker decides on (the winning kernel's)
+    return load_config(None, parse_dotted(base + sets)), seq
+
+
+@contextmanager
+def captured_search_rows() -> Iterator[list[Any]]:
+    """The rows the tracker decides on (the winning kernel's), appended at every search inside the block."""
+    import cyclesiam.tracker as tracker_module
+
+    original, captured = tracker_module.bank_search, []
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        rows, winners = original(*args, **kwargs)
-        captured.append(rows)
-        return rows, winners
+        captured.append(original(*args, **kwargs))
+        return captured[-1]
 
     tracker_module.bank_search = spy
-    adapter = SiamTrackerAdapter(str(CHECKPOINT), cfg)
+    try:
+        yield captured
+    finally:
+        tracker_module.bank_search = original
+
+
+def run(clip: str, sets: list[str], start: int = 0) -> tuple[list[dict[str, Any]], Any, list[np.ndarray]]:
+    from cyclesiam_train.eval.baselines import SiamTrackerAdapter
+
+    cfg, seq = open_clip(clip, sets)
     records, frames = [], []
-    for i, frame in seq.iter_frames():
-        frames.append(frame)
-        if i <= start:
-            adapter.init(frame, tuple(seq.boxes[start if i == start else 0]))
-            records.append({"frame": i, "box": [float(v) for v in seq.boxes[start if i == start else 0]], "score": 1.0})
-            continue
-        captured.clear()
-        box, score, _ = adapter.update(frame)
-        (target,) = adapter._tracker._targets.values()
-        rows = captured[-1]
-        records.append({"frame": i, "box": list(box), "score": score, "state": str(target.state),
-                        "similarity": target.similarity, "peaks": score_peaks(rows, 0),
-                        "crop_center": rows.centers[0].tolist(), "crop_side": float(rows.search_size / rows.scale_z[0]),
-                        "best_pscore": float(rows.post.best_pscore()[0])})
-    tracker_module.bank_search = original
+    with captured_search_rows() as captured:
+        adapter = SiamTrackerAdapter(str(CHECKPOINT), cfg)
+        for i, frame in seq.iter_frames():
+            frames.append(frame)
+            if i <= start:
+                adapter.init(frame, tuple(seq.boxes[start if i == start else 0]))
+                records.append({"frame": i, "box": [float(v) for v in seq.boxes[start if i == start else 0]],
+                                "score": 1.0})
+                continue
+            captured.clear()
+            box, score, _ = adapter.update(frame)
+            (target,) = adapter._tracker._targets.values()
+            rows = captured[-1]
+            records.append({"frame": i, "box": list(box), "score": score, "state": str(target.state),
+                            "similarity": target.similarity, "peaks": score_peaks(rows, 0),
+                            "crop_center": rows.centers[0].tolist(),
+                            "crop_side": float(rows.search_size / rows.scale_z[0]),
+                            "best_pscore": float(rows.post.best_pscore()[0])})
     return records, seq, frames
 
 
@@ -128,45 +145,31 @@ def at_annotation(clip: str, sets: list[str], template_frame: int) -> None:
     """With the template of `template_frame`, search every present keyframe from its annotated box:
     the target's own score (best raw score within 0.3 target sizes of the annotated centre) against the
     strongest peak farther than one target size (a look-alike or background), by orientation change."""
-    import cyclesiam.tracker as tracker_module
-    from cyclesiam_train.config import load_config, parse_dotted
     from cyclesiam_train.eval.baselines import SiamTrackerAdapter
-    from cyclesiam_train.eval.datasets import load_dataset
 
-    base = ["runtime.backend=onnxruntime", "runtime.device=cpu", "runtime.threads=1", "tracker.mask_enabled=false"]
-    cfg = load_config(None, parse_dotted(base + sets))
-    (seq,) = [s for s in load_dataset(DATASET, "real") if s.name == clip]
+    cfg, seq = open_clip(clip, sets)
     gt = seq.boxes[:len(seq)]
     frames = dict(seq.iter_frames())
-    captured: list[Any] = []
-    original = tracker_module.bank_search
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        rows, winners = original(*args, **kwargs)
-        captured.append(rows)
-        return rows, winners
-
-    tracker_module.bank_search = spy
-    adapter = SiamTrackerAdapter(str(CHECKPOINT), cfg)
-    adapter.init(frames[template_frame], tuple(gt[template_frame]))
-    tid = adapter._target
-    angle0 = orientation(seq.mask(template_frame))
-    print(f"template: frame {template_frame}, axis {angle0:.0f} deg")
-    print("keyframe  turn(deg)  own score  best far peak  far/own")
-    for k in np.flatnonzero(np.isfinite(gt).all(axis=1)):
-        if k == template_frame:
-            continue
-        adapter._tracker.set_box(tid, gt[k])
-        captured.clear()
-        adapter._tracker.track(frames[k])
-        peaks = score_peaks(captured[0], 0, top=40)
-        c, size = center(gt[k].tolist()), float(np.sqrt(gt[k][2] * gt[k][3]))
-        gaps = [float(np.hypot(p["x"] - c[0], p["y"] - c[1])) for p in peaks]
-        own = score_near(captured[0], c, 0.3 * size)
-        far = max([p["score"] for p, g in zip(peaks, gaps) if g > size] or [0.0])
-        turn = abs((orientation(seq.mask(k)) - angle0 + 90.0) % 180.0 - 90.0)
-        print(f"{k:8d} {turn:9.0f} {own:10.2f} {far:14.2f} {far / max(own, 1e-3):8.2f}")
-    tracker_module.bank_search = original
+    with captured_search_rows() as captured:
+        adapter = SiamTrackerAdapter(str(CHECKPOINT), cfg)
+        adapter.init(frames[template_frame], tuple(gt[template_frame]))
+        tid = adapter._target
+        angle0 = orientation(seq.mask(template_frame))
+        print(f"template: frame {template_frame}, axis {angle0:.0f} deg")
+        print("keyframe  turn(deg)  own score  best far peak  far/own")
+        for k in np.flatnonzero(np.isfinite(gt).all(axis=1)):
+            if k == template_frame:
+                continue
+            adapter._tracker.set_box(tid, gt[k])
+            captured.clear()
+            adapter._tracker.track(frames[k])
+            peaks = score_peaks(captured[0], 0, top=40)
+            c, size = center(gt[k].tolist()), float(np.sqrt(gt[k][2] * gt[k][3]))
+            gaps = [float(np.hypot(p["x"] - c[0], p["y"] - c[1])) for p in peaks]
+            own = score_near(captured[0], c, 0.3 * size)
+            far = max([p["score"] for p, g in zip(peaks, gaps) if g > size] or [0.0])
+            turn = abs((orientation(seq.mask(k)) - angle0 + 90.0) % 180.0 - 90.0)
+            print(f"{k:8d} {turn:9.0f} {own:10.2f} {far:14.2f} {far / max(own, 1e-3):8.2f}")
 
 
 def center(box: list[float]) -> np.ndarray:

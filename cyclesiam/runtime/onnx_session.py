@@ -39,6 +39,7 @@ def _provider_options(provider: str, cache_dir: Path, half: bool) -> dict[str, A
 # each part's input whose rows are the batch (one per target): the arena shrink follows its shape
 BATCH_INPUT = {"template": "z", "track": "x", "mask": "feat"}
 
+
 class OnnxBackend:
     """`NetworkBackend` over ONNX Runtime sessions of exported template/track[/mask] files.
 

@@ -85,17 +85,13 @@ def best_kernel_rows(best_pscore: np.ndarray, counts: list[int], n_scales: int) 
 
 
 def bank_search(cfg: TrackerConfig, members: list[Target], n_scales: int, embed: Embed,
-                run: Callable[[list[Target]], SearchRows]) -> tuple[SearchRows, list[int]]:
+                run: Callable[[list[Target]], SearchRows]) -> SearchRows:
     """`run` (the search of a member list) over every member x each of its kernels, then only the
-    winning kernel's rows per member: the same rows one kernel would give. -> (rows, winning kernel
-    index per member; 0 = the target's own)."""
+    winning kernel's rows per member: the same rows one kernel would give."""
     bank = template_bank(cfg)
     kernels = [bank.kernels(t, embed) for t in members]
     if all(len(k) == 1 for k in kernels):
-        return run(members), [0] * len(members)
+        return run(members)
     views = [t if k is t.zf else dataclasses.replace(t, zf=k) for t, ks in zip(members, kernels) for k in ks]
     found = run(views)
-    rows = best_kernel_rows(found.post.best_pscore(), [len(k) for k in kernels], n_scales)
-    starts = np.cumsum([0] + [len(k) * n_scales for k in kernels[:-1]])
-    winners = [int((rows[b * n_scales] - starts[b]) // n_scales) for b in range(len(members))]
-    return found.take(rows), winners
+    return found.take(best_kernel_rows(found.post.best_pscore(), [len(k) for k in kernels], n_scales))
