@@ -366,7 +366,9 @@ class Trainer:
             code = 0
             if self.info.is_main:
                 plot_losses(self.run_dir) if (self.run_dir / "metrics.jsonl").is_file() else None
-                self.log(f"done: {self.step} steps, final loss {final:.4f}; model {self.run_dir / MODEL_FILE}")
+                self.log(f"done: {self.step} steps, final loss {final:.4f}; model {self.run_dir / MODEL_FILE}"
+                         if recent else f"already finished at step {self.step}; model {self.run_dir / MODEL_FILE}"
+                         " unchanged")
         dist_mod.barrier(self.info)
         return TrainResult(self.run_dir, self.step, final, interrupted, code, self.net)
 

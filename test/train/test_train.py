@@ -96,6 +96,17 @@ def test_plot_command_redraws(overfit_run, tmp_path) -> None:
     assert (tmp_path / "p.png").stat().st_size > 10_000
 
 
+def test_resuming_a_finished_run_leaves_its_model_alone(overfit_run, capsys) -> None:
+    """scripts/train_default_model.sh calls --resume on a stage that is already done."""
+    model = overfit_run / "model.safetensors"
+    before = model.read_bytes()
+    assert main(["--resume", str(overfit_run), "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert "already finished at step 15" in out.out + out.err and "nan" not in out.out + out.err
+    assert model.read_bytes() == before
+    assert [r["step"] for r in _metrics(overfit_run)] == list(range(15))
+
+
 def test_resume_after_sigterm_gives_the_same_next_step_loss(tmp_path, tiny_clip, light_overrides) -> None:
     bag, _ = tiny_clip
     common = ["--data", str(bag), "--no-progress", "--set", *light_overrides, "train.steps=6",
