@@ -150,7 +150,7 @@ class TrackerConfig:
     template_bank_angle: float = setting(60.0, "degrees the rotations bank turns the first template by, both ways",
                                          gt=0.0, lt=180.0)
     template_bank_trigger: float = setting(
-        0.8, "rotations_on_drop: search the turned kernels on a frame after one where the target's own (upright) "
+        0.6, "rotations_on_drop: search the turned kernels on a frame after one where the target's own (upright) "
         "kernel's raw score was below this", **UNIT)
     template_bank_hold: int = setting(
         10, "rotations_on_drop: keep searching the turned kernels this many frames after the last frame that "
