@@ -257,3 +257,38 @@ def test_shipped_model_gated_bank_keeps_a_turning_target(cube_frames_dir) -> Non
 def _distance(bbox, point: np.ndarray) -> float:
     x, y, w, h = bbox
     return float(np.hypot(x + w / 2 - point[0], y + h / 2 - point[1]))
+
+
+def test_gated_bank_in_a_batch_only_the_triggered_target_searches_turned(cube_frames_dir) -> None:
+    """The turning-target scene with two targets in one batched search: the turning one gated open from
+    the start, its upright copy shut. The open one tracks as under "rotations" (which keeps it where
+    "none" loses it), the shut one as under "none", its turned kernels never embedded (each against
+    itself alone; batching moves boxes by float noise only)."""
+    path = default_checkpoint()
+    if path is None or not path.is_file():
+        pytest.skip(f"shipped model {path} missing")
+    frame = cv2.imread(str(ImageFolderSource(cube_frames_dir).files[0]))
+    turning, shift = (300, 230, 150, 50), 160
+    copy = (turning[0] + shift, *turning[1:])
+    images = _turning_target_scene(frame, turning, shift, [0.0] * 4 + [30.0, 60.0] + [90.0] * 3)
+    base = dataclasses.replace(Config().tracker, mask_enabled=False, template_bank_angle=60.0)
+    cfg = Config()
+    cfg.runtime.device = "cpu"
+    gated_cfg = dataclasses.replace(base, template_bank="rotations_on_drop", template_bank_trigger=0.01,
+                                    template_bank_hold=100)
+    tracker = build_tracker(dataclasses.replace(cfg, tracker=gated_cfg), path)
+    opened, shut = (tracker.add_target(images[0], box) for box in (turning, copy))
+    tracker._targets[opened].upright_score = 0.0
+    joint = [tracker.track(image) for image in images[1:]]
+    assert tracker._targets[opened].bank is not None and tracker._targets[shut].bank is None
+    rotations = _shipped_track(images, turning, dataclasses.replace(base, template_bank="rotations"))
+    one = _shipped_track(images, turning, base)
+    assert _distance(rotations[-1][0], _center(one[-1][0])) > 100  # the reference really differs
+    np.testing.assert_allclose([r[0].bbox for r in joint], [b for b, *_ in rotations], atol=1e-3)
+    np.testing.assert_allclose([r[1].bbox for r in joint], [b for b, *_ in _shipped_track(images, copy, base)],
+                               atol=1e-3)
+
+
+def _center(bbox) -> np.ndarray:
+    x, y, w, h = bbox
+    return np.array([x + w / 2, y + h / 2])
