@@ -143,10 +143,18 @@ class TrackerConfig:
     # top-down views of turning look-alikes (the zebrafish clip): docs/MODEL.md, "why the zebrafish fails"
     template_bank: str = setting(
         "none", "none (one kernel) | rotations (also the first template turned by +-template_bank_angle; per target "
-        "the kernel with the best windowed score wins; one more search row per kernel)",
+        "the kernel with the best windowed score wins; one more search row per kernel) | rotations_on_drop "
+        "(rotations, searched only after the own kernel's score fell below template_bank_trigger, for "
+        "template_bank_hold more frames; elsewhere exactly none)",
         choices=registry("cyclesiam.tracking.template_bank", "TEMPLATE_BANKS"))
     template_bank_angle: float = setting(60.0, "degrees the rotations bank turns the first template by, both ways",
                                          gt=0.0, lt=180.0)
+    template_bank_trigger: float = setting(
+        0.6, "rotations_on_drop: search the turned kernels on a frame after one where the target's own (upright) "
+        "kernel's raw score was below this", **UNIT)
+    template_bank_hold: int = setting(
+        10, "rotations_on_drop: keep searching the turned kernels this many frames after the last frame that "
+        "followed a low one", ge=0, le=10000)
     # LOST hysteresis: the cycle-trained score stays 0.6-0.85 on plain background, so the score alone never
     # reports a vanished target; the template similarity decides with it (docs/MODEL.md, "LOST")
     lost_threshold: float = setting(0.9, "score below which a frame counts towards LOST", **UNIT)

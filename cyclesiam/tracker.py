@@ -13,8 +13,8 @@ batched forward (tracking targets at `model_cfg.search_size`, held LOST targets 
            (tracking/lost/: report | hold); the template similarity it reads is measured once
   masks    the mask head at the chosen position of every target that moved (tracking/masks.py)
   update   tracker.template_update (tracking/template_update.py: none | last | blend)
-The search runs with every kernel of tracker.template_bank (tracking/template_bank.py: none | rotations)
-and keeps each target's best.
+The search runs with every kernel of tracker.template_bank (tracking/template_bank.py: none | rotations |
+rotations_on_drop) and keeps each target's best.
 
 Strategies are looked up from the config on every frame, so the config may change between frames.
 Coordinates: continuous pixels (see `cyclesiam.crop`); boxes are (x, y, w, h) top-left.

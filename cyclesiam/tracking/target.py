@@ -39,6 +39,10 @@ class Target:
     # tracker.template_bank "rotations": the extra kernels [K, C, t, t] and the angles they were turned by
     bank: torch.Tensor | None = None
     bank_angles: tuple[float, ...] = ()
+    # tracker.template_bank "rotations_on_drop": the own kernel's raw score in the last search, and how many
+    # more frames the bank is searched for after the last frame that followed a low one
+    upright_score: float = 1.0
+    bank_hold: int = 0
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:

@@ -9,6 +9,11 @@ rotations  also its first template crop rotated in-plane by +-template_bank_angl
            scores under its upright neighbours and the track jumps to one (docs/MODEL.md, the zebrafish).
            Costs one search row per extra kernel. The LOST rule's similarity and the size still compare
            with the first template; the rotated kernels are not updated by tracker.template_update.
+rotations_on_drop
+           rotations, gated: the turned kernels are searched only on frames after one where the target's
+           own (upright) kernel scored below template_bank_trigger, and for template_bank_hold frames
+           after the last such frame. On every other frame the search is exactly "none"'s (same rows,
+           same boxes), so a target the upright kernel holds costs nothing extra.
 
 A new bank is one class here and one entry in TEMPLATE_BANKS.
 """
@@ -52,7 +57,22 @@ class RotatedTemplates(OneTemplate):
         return [target.zf, *target.bank]
 
 
-TEMPLATE_BANKS: dict[str, type[OneTemplate]] = {"none": OneTemplate, "rotations": RotatedTemplates}
+class RotationsOnDrop(RotatedTemplates):
+    """"rotations_on_drop": the rotations bank, searched only while the own kernel's score is low (or was, within
+    template_bank_hold frames). The signal is the previous frame's, so no frame is searched twice."""
+
+    def kernels(self, target: Target, embed: Embed) -> list[torch.Tensor]:
+        if target.upright_score < self.cfg.template_bank_trigger:
+            target.bank_hold = self.cfg.template_bank_hold
+        elif target.bank_hold > 0:
+            target.bank_hold -= 1
+        else:
+            return [target.zf]
+        return super().kernels(target, embed)
+
+
+TEMPLATE_BANKS: dict[str, type[OneTemplate]] = {"none": OneTemplate, "rotations": RotatedTemplates,
+                                                "rotations_on_drop": RotationsOnDrop}
 
 
 def template_bank(cfg: TrackerConfig) -> OneTemplate:
@@ -84,14 +104,31 @@ def best_kernel_rows(best_pscore: np.ndarray, counts: list[int], n_scales: int) 
     return np.asarray(rows, dtype=np.int64)
 
 
+def own_kernel_scores(raw: np.ndarray, counts: list[int], n_scales: int) -> np.ndarray:
+    """Each target's best raw score over the rows of its own kernel (the first of its block), as
+    best_kernel_rows lays the rows out -> [len(counts)]."""
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) * n_scales
+    return np.array([raw[s:s + n_scales].max() for s in starts], dtype=np.float64)
+
+
 def bank_search(cfg: TrackerConfig, members: list[Target], n_scales: int, embed: Embed,
                 run: Callable[[list[Target]], SearchRows]) -> SearchRows:
     """`run` (the search of a member list) over every member x each of its kernels, then only the
-    winning kernel's rows per member: the same rows one kernel would give."""
+    winning kernel's rows per member: the same rows one kernel would give. Each member's
+    `upright_score` becomes its own kernel's best raw score (the gate of "rotations_on_drop")."""
     bank = template_bank(cfg)
     kernels = [bank.kernels(t, embed) for t in members]
-    if all(len(k) == 1 for k in kernels):
-        return run(members)
+    counts = [len(k) for k in kernels]
+    if all(c == 1 for c in counts):
+        found = run(members)
+        _note_upright(members, own_kernel_scores(found.post.score, counts, n_scales))
+        return found
     views = [t if k is t.zf else dataclasses.replace(t, zf=k) for t, ks in zip(members, kernels) for k in ks]
     found = run(views)
-    return found.take(best_kernel_rows(found.post.best_pscore(), [len(k) for k in kernels], n_scales))
+    _note_upright(members, own_kernel_scores(found.post.score, counts, n_scales))
+    return found.take(best_kernel_rows(found.post.best_pscore(), counts, n_scales))
+
+
+def _note_upright(members: list[Target], scores: np.ndarray) -> None:
+    for t, score in zip(members, scores):
+        t.upright_score = float(score)
