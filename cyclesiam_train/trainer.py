@@ -240,6 +240,20 @@ class Trainer:
             self.scaler.load_state_dict(meta["scaler"])
         self.step = int(meta["step"])
         self.log(f"resumed {where} at step {self.step}")
+        if self.info.is_main and self._model_step() != self.step:
+            # a kill between the state's write and the model's leaves the model one interval behind; two such
+            # kills in a row would leave it two behind: bring it level with the state before training on
+            self.export(float(meta.get("info", {}).get("loss", math.nan)))
+            self.log(f"model {self.run_dir / MODEL_FILE} rewritten at step {self.step} (it lagged the checkpoint)")
+
+    def _model_step(self) -> int:
+        """The step of RUN_DIR/model.safetensors, -1 when it is missing or unreadable."""
+        from cyclesiam.checkpoint import read_checkpoint
+
+        try:
+            return int(read_checkpoint(self.run_dir / MODEL_FILE)[2]["provenance"]["steps"])
+        except Exception:  # missing, partial or foreign: rewritten from the state
+            return -1
 
     def info_dict(self, loss: float) -> dict[str, Any]:
         return {"command": self.command, "config": config_mod.to_dict(self.cfg),
