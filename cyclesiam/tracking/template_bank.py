@@ -119,16 +119,10 @@ def bank_search(cfg: TrackerConfig, members: list[Target], n_scales: int, embed:
     bank = template_bank(cfg)
     kernels = [bank.kernels(t, embed) for t in members]
     counts = [len(k) for k in kernels]
-    if all(c == 1 for c in counts):
-        found = run(members)
-        _note_upright(members, own_kernel_scores(found.post.score, counts, n_scales))
-        return found
-    views = [t if k is t.zf else dataclasses.replace(t, zf=k) for t, ks in zip(members, kernels) for k in ks]
-    found = run(views)
-    _note_upright(members, own_kernel_scores(found.post.score, counts, n_scales))
-    return found.take(best_kernel_rows(found.post.best_pscore(), counts, n_scales))
-
-
-def _note_upright(members: list[Target], scores: np.ndarray) -> None:
-    for t, score in zip(members, scores):
+    # a member searched with its own kernel only is its own view (no copy)
+    found = run([t if k is t.zf else dataclasses.replace(t, zf=k) for t, ks in zip(members, kernels) for k in ks])
+    for t, score in zip(members, own_kernel_scores(found.post.score, counts, n_scales)):
         t.upright_score = float(score)
+    if all(c == 1 for c in counts):
+        return found
+    return found.take(best_kernel_rows(found.post.best_pscore(), counts, n_scales))
