@@ -47,8 +47,10 @@ JPEG_SOI = b"\xff\xd8"
 # JPEG start-of-frame markers (SOF0-3, 5-7, 9-11, 13-15; C4/C8/CC are DHT/JPG/DAC)
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _JPEG_STANDALONE = {0x01, 0xD8} | set(range(0xD0, 0xD8))
-# rcutils' default console format: lines another thread logged while stderr was captured
-_LOG_LINE = re.compile(r"^\[(DEBUG|INFO|WARN|ERROR|FATAL)\] ")
+# rcutils' default console format: lines another thread logged while stderr was captured.
+# rcutils writes a line in one write(); libpng writes its message and its newline in two, so a
+# log line can start in the middle of a decoder line ("libpng error: Read Error[INFO] ...").
+_LOG_LINE_START = re.compile(r"\[(DEBUG|INFO|WARN|ERROR|FATAL)\] \[")
 _STDERR_LOCK = threading.Lock()
 
 
@@ -198,12 +200,24 @@ def _decode_quietly(buffer: np.ndarray) -> tuple[np.ndarray | None, str]:
             os.close(saved)
         sink.seek(0)
         captured = sink.read().decode(errors="replace")
-    decoder, others = [], []
-    for line in captured.splitlines(keepends=True):
-        (others if _LOG_LINE.match(line) else decoder).append(line)
+    decoder, others = split_captured_stderr(captured)
     if others:
         os.write(2, "".join(others).encode())
-    return image, " | ".join(line.strip() for line in decoder if line.strip())
+    return image, " | ".join(decoder)
+
+
+def split_captured_stderr(captured: str) -> tuple[list[str], list[str]]:
+    """What stderr caught during a decode, as (the decoder's messages, stripped; whole log lines
+    other threads wrote, newline-terminated, to be written back)."""
+    decoder, others = [], []
+    for line in captured.splitlines():
+        start = _LOG_LINE_START.search(line)
+        message = line if start is None else line[: start.start()]
+        if message.strip():
+            decoder.append(message.strip())
+        if start is not None:
+            others.append(line[start.start() :] + "\n")
+    return decoder, others
 
 
 def mask_from_msg(msg, width: int, height: int) -> np.ndarray | None:

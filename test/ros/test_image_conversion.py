@@ -12,6 +12,7 @@ from cyclesiam_ros.image_conversion import (
     compressed_header,
     compressed_to_bgr,
     image_to_bgr,
+    split_captured_stderr,
 )
 
 
@@ -138,6 +139,20 @@ def test_decoder_messages_do_not_reach_stderr(frame, capfd):
     assert compressed_to_bgr(compressed(bytes(jpeg), "jpeg"), warn=warnings.append).shape == frame.shape
     assert len(warnings) == 1 and "Corrupt JPEG data" in warnings[0]
     assert capfd.readouterr().err == ""
+
+
+def test_a_log_line_inside_a_decoder_message_is_kept_whole():
+    """libpng writes its message and its newline in two writes: a log line from another thread
+    can land between them (the CI run that lost one line of 415)."""
+    captured = (
+        "libpng error: Read Error[INFO] [17.5] [other_thread]: line 7\n"
+        "\n"
+        "[WARN] [17.6] [other_thread]: line 8\n"
+        "Corrupt JPEG data: 3 extraneous bytes\n"
+    )
+    decoder, others = split_captured_stderr(captured)
+    assert decoder == ["libpng error: Read Error", "Corrupt JPEG data: 3 extraneous bytes"]
+    assert others == ["[INFO] [17.5] [other_thread]: line 7\n", "[WARN] [17.6] [other_thread]: line 8\n"]
 
 
 def test_log_lines_written_while_decoding_still_reach_stderr(capfd):
