@@ -55,11 +55,12 @@ def write_folder(frames: list[np.ndarray], folder: Path) -> Path:
     return folder
 
 
-def run_adapt(head: Path, run_dir: Path, minutes: float, threads: int, check_trips: int) -> dict[str, object]:
+def run_adapt(head: Path, run_dir: Path, minutes: float, threads: int, check_trips: int,
+              overrides: list[str]) -> dict[str, object]:
     """`cyclesiam-adapt` in its own process, as a user runs it; its report's verdict and step count."""
     command = [sys.executable, "-m", "cyclesiam_train.adapt", "--data", str(head), "--out", str(run_dir),
                "--minutes", str(minutes), "--threads", str(threads), "--trips", str(check_trips), "--device", "cpu",
-               "--no-progress"]
+               "--no-progress"] + (["--set", *overrides] if overrides else [])
     print(" ".join(command), flush=True)
     proc = subprocess.run(command, timeout=minutes * 60 + 300, capture_output=True, text=True)
     report = run_dir / "report.md"
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-trips", type=int, default=8, help="round trips of the adapt run's own check")
     ap.add_argument("--trips", type=int, default=12, help="second-half round trips per clip")
     ap.add_argument("--length", type=int, default=20)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="passed to cyclesiam-adapt --set")
     args = ap.parse_args(argv)
     out = Path(args.out)
     rows = []
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         clip, frames = load_clip(name)
         h = split_frame(clip)
         head = write_folder([frames.frame(i) for i in range(h)], out / name / "first_half")
-        res = run_adapt(head, out / name / "adapt", args.minutes, args.threads, args.check_trips)
+        res = run_adapt(head, out / name / "adapt", args.minutes, args.threads, args.check_trips, args.set)
         print(f"[{name}] adapt: exit {res['exit']}, {res['steps']} steps; {res['check']}", flush=True)
         if not Path(res["adapted"]).is_file():
             print(f"[{name}] no adapted model: {res['stderr_tail']}", flush=True)
@@ -103,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             trips[c.name] = run_trips(tracker._tracker, [frames], plan)
         v2 = compare(trips["base"], trips["adapted"])
         row = {"clip": name, "frames": len(clip), "split": h, "steps": res["steps"], "auc_base": aucs["base"],
-               "auc_adapted": aucs["adapted"], "adapt_check": res["check"], "adapt_better": res["better"],
+               "auc_adapted": aucs["adapted"],
+               "auc_chosen": aucs["adapted"] if res["better"] else aucs["base"], "adapt_check": res["check"], "adapt_better": res["better"],
                "second_half_check": dataclasses.asdict(v2)}
         rows.append(row)
         print(f"[{name}] split at {h}/{len(clip)}; {res['steps']} steps; AUC base "
@@ -117,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     if rows:
         gain = np.mean([r["auc_adapted"] - r["auc_base"] for r in rows])
         print(f"mean AUC gain {gain:+.3f}; worst clip {min(r['auc_adapted'] - r['auc_base'] for r in rows):+.3f}")
+        chosen = [r["auc_chosen"] - r["auc_base"] for r in rows]
+        print(f"the model each run chose (model.safetensors): mean gain {np.mean(chosen):+.3f}; worst clip {min(chosen):+.3f}")
     (out / "results.json").write_text(json.dumps(rows, indent=1, default=str))
     return 0
 
