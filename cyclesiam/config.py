@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, TypeVar
@@ -363,6 +364,14 @@ def parse_dotted(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _yaml11_float(value: Any) -> Any:
+    """YAML 1.1 (PyYAML) reads `2e-3` and `1e4` as strings (it wants a dot: `2.0e-3`); a float
+    setting takes them as the numbers a user means. Any other string is left to be refused."""
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
+        return float(value)
+    return value
+
+
 def _coerce(value: Any, default: Any, key: str) -> Any:
     if default is None or value is None:
         return value
@@ -375,6 +384,7 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
             raise ConfigError(f"'{key}' must be an integer, got {value!r}")
         return value
     if isinstance(default, float):
+        value = _yaml11_float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"'{key}' must be a number, got {value!r}")
         if not math.isfinite(float(value)):

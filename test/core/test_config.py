@@ -58,6 +58,19 @@ def test_loading_refuses_out_of_range_values_too() -> None:
         core.from_dict(NodeSettings, {"max_targets": 256})
 
 
+def test_exponent_floats_without_a_dot_are_numbers(tmp_path) -> None:
+    """PyYAML reads `2e-3` as a string; `--set train.lr=2e-3` and a YAML `lr: 2e-3` mean the number."""
+    from cyclesiam.config import parse_dotted
+
+    cfg = train_config.load_config(None, parse_dotted(["train.lr=2e-3", "tracker.lr=1E-1"]))
+    assert cfg.train.lr == pytest.approx(0.002) and cfg.tracker.lr == pytest.approx(0.1)
+    (tmp_path / "t.yaml").write_text("train:\n  lr: 5e-4\n")
+    assert train_config.load_config(tmp_path / "t.yaml").train.lr == pytest.approx(5e-4)
+    for bad in ("2e", "e-3", "fast", "1e999"):
+        with pytest.raises(ConfigError, match="train.lr"):
+            train_config.load_config(None, parse_dotted([f"train.lr={bad}"]))
+
+
 def test_shipped_yaml_values_are_inside_the_ranges() -> None:
     params = yaml.safe_load((REPO / "config" / "tracker.yaml").read_text())["/**"]["ros__parameters"]
     sections = {k: params.pop(k) for k in ("tracker", "runtime")}
