@@ -117,6 +117,7 @@ def test_metadata(ckpt, first_export):
     _, cfg = _model(ckpt)
     for part, path in first_export.paths.items():
         meta = read_metadata(path)
+        assert meta == {prop.key: prop.value for prop in onnx.load(str(path), load_external_data=False).metadata_props}
         assert meta["format"] == "cyclesiam-onnx" and meta["part"] == part
         assert json.loads(meta["model_config"]) == to_dict(cfg)
         assert meta["checkpoint_sha256"] == file_sha256(ckpt)
@@ -241,6 +242,8 @@ def test_missing_empty_truncated_and_corrupt_files(first_export, tmp_path):
     truncated.write_bytes(track.read_bytes()[: track.stat().st_size // 2])
     with pytest.raises(OnnxError, match="truncated.onnx"):
         OnnxBackend({**paths, "track": truncated}, CPU)
+    with pytest.raises(OnnxError, match="truncated.onnx.*corrupt or truncated"):
+        read_metadata(truncated)
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     with pytest.raises(OnnxError, match="garbage.onnx"):
