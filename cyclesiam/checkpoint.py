@@ -184,13 +184,21 @@ def _parse_metadata(raw: Mapping[str, str], p: Path) -> tuple[dict[str, Any], Mo
     return metadata, cfg
 
 
+# Largest widths of a model built on the CPU for its shapes (the shipped ones are 64 / 64 / 256 / 63 / 5);
+# a checkpoint that claims more is checked on the meta device: no memory, whatever it claims.
+_CPU_CHECK_LIMITS = {"channels": 1024, "head_channels": 1024, "mask_hidden": 2048, "mask_size": 127}
+_CPU_CHECK_MAX_ANCHORS = 64
+
+
 def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Parameter/buffer shapes of the model `cfg` describes (built on the CPU and dropped: 0.03 s for
-    mobilenet_v2; on the meta device the first decomposed op imports torch._dynamo, 1.5-2.5 s at
-    every model load)."""
+    """Parameter/buffer shapes of the model `cfg` describes. A model of plausible size is built on
+    the CPU and dropped (0.03 s for mobilenet_v2): on the meta device the first decomposed op
+    imports torch._dynamo, 1.5-2.5 s at every model load. Larger claims go to the meta device."""
     from cyclesiam.models.builder import build_model
 
-    with torch.device("cpu"):
+    plausible = all(getattr(cfg, k) <= v for k, v in _CPU_CHECK_LIMITS.items()) and \
+        cfg.anchor.num_anchors <= _CPU_CHECK_MAX_ANCHORS
+    with torch.device("cpu" if plausible else "meta"):
         model = build_model(cfg)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 

@@ -157,6 +157,23 @@ def test_refuses_wrong_keys_and_shapes(saved, tmp_path):
         load_model(bad)
 
 
+def test_a_checkpoint_claiming_a_huge_network_is_refused_without_building_it(saved, tmp_path):
+    """The shape check builds plausible models on the CPU; a claimed 200000-wide network (tens of GB
+    as real tensors) must still end in a clear error, not an allocation."""
+    from safetensors import safe_open
+
+    path, model, _ = saved
+    with safe_open(str(path), framework="pt") as fh:
+        meta = dict(fh.metadata())
+    claimed = json.loads(meta["model_config"])
+    claimed.update(channels=200_000, head_channels=200_000)
+    meta["model_config"] = json.dumps(claimed)
+    huge = tmp_path / "huge.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(huge), metadata=meta)
+    with pytest.raises(CheckpointError, match=r"huge\.safetensors"):
+        read_checkpoint(huge)
+
+
 def test_refuses_to_save_a_bn_folded_model(saved, tmp_path):
     _, model, cfg = saved
     fused = prepare_for_inference(model, "cpu", channels_last=False)
