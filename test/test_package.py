@@ -25,6 +25,7 @@ PIP_ONLY = {
     "rosbags": "rosbags",
     "onnx": "onnx",
     "onnxruntime": "onnxruntime",
+    "google": "protobuf",  # google.protobuf >= 4.24 (Ubuntu's python3-protobuf is older)
 }
 ROS_PACKAGES = {
     "rclpy", "std_msgs", "sensor_msgs", "vision_msgs", "diagnostic_msgs", "rcl_interfaces",
