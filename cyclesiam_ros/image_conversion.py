@@ -50,7 +50,7 @@ _JPEG_STANDALONE = {0x01, 0xD8} | set(range(0xD0, 0xD8))
 # rcutils' default console format: lines another thread logged while stderr was captured.
 # rcutils writes a line in one write(); libpng writes its message and its newline in two, so a
 # log line can start in the middle of a decoder line ("libpng error: Read Error[INFO] ...").
-_LOG_LINE_START = re.compile(r"\[(DEBUG|INFO|WARN|ERROR|FATAL)\] \[")
+_LOG_LINE_START = re.compile(r"\[(DEBUG|INFO|WARN|ERROR|FATAL)\] ")
 _STDERR_LOCK = threading.Lock()
 
 

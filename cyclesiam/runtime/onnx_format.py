@@ -63,7 +63,10 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         for prop in UnknownFieldSet(model):
             if prop.field_number == _METADATA_PROPS and isinstance(prop.data, bytes):
                 entry = {f.field_number: f.data for f in UnknownFieldSet(empty_pb2.Empty.FromString(prop.data))}
-                meta[_text(entry.get(_KEY))] = _text(entry.get(_VALUE))
+                key, value = entry.get(_KEY, b""), entry.get(_VALUE, b"")
+                if not isinstance(key, bytes) or not isinstance(value, bytes):
+                    raise DecodeError("a metadata entry's key or value is not a string field")
+                meta[key.decode()] = value.decode()
     except (DecodeError, UnicodeDecodeError) as exc:
         raise OnnxError(f"{p}: not a valid ONNX file (corrupt or truncated): {exc}") from exc
     return meta
@@ -77,14 +80,6 @@ def _read_metadata_with_onnx(p: Path) -> dict[str, str]:
     except Exception as exc:  # onnx raises DecodeError / ValueError / OSError
         raise OnnxError(f"{p}: not a valid ONNX file (corrupt or truncated): {exc}") from exc
     return {prop.key: prop.value for prop in proto.metadata_props}
-
-
-def _text(data: object) -> str:
-    if data is None:
-        return ""
-    if not isinstance(data, bytes):
-        raise UnicodeDecodeError("utf-8", b"", 0, 1, "metadata entry is not a string field")
-    return data.decode("utf-8")
 
 
 def _check_file(p: Path) -> Path:

@@ -149,10 +149,12 @@ def test_a_log_line_inside_a_decoder_message_is_kept_whole():
         "\n"
         "[WARN] [17.6] [other_thread]: line 8\n"
         "Corrupt JPEG data: 3 extraneous bytes\n"
+        "[ERROR] a RCUTILS_CONSOLE_OUTPUT_FORMAT without the time\n"
     )
     decoder, others = split_captured_stderr(captured)
     assert decoder == ["libpng error: Read Error", "Corrupt JPEG data: 3 extraneous bytes"]
-    assert others == ["[INFO] [17.5] [other_thread]: line 7\n", "[WARN] [17.6] [other_thread]: line 8\n"]
+    assert others == ["[INFO] [17.5] [other_thread]: line 7\n", "[WARN] [17.6] [other_thread]: line 8\n",
+                      "[ERROR] a RCUTILS_CONSOLE_OUTPUT_FORMAT without the time\n"]
 
 
 def test_log_lines_written_while_decoding_still_reach_stderr(capfd):
