@@ -164,6 +164,10 @@ class EvalConfig:
     davis_bound_th: float = 0.008  # F boundary tolerance: fraction of the image diagonal (>= 1: pixels)
     davis_resolution: str = "480p"  # DAVIS sub-folder of JPEGImages/ and Annotations/
     protocols: list[str] = field(default_factory=lambda: ["ope", "vot"])  # ope (OTB one-pass) and/or vot (re-init)
+    # [dx, dy] pixels added to every initialisation box (one-pass start and VOT re-inits); scoring
+    # uses the annotation unchanged. A few 1-px shifts show how much a figure owes to chance
+    # (a tracker is chaotic: the host's float rounding moves it as much): cyclesiam_train/eval/spread.py
+    init_shift: list[float] = field(default_factory=lambda: [0.0, 0.0])
     mask_from_box: bool = True  # box-only trackers: their filled box is the mask for J/F
     sequences: list[str] = field(default_factory=list)  # evaluate only these names; empty = all
     max_frames: int = 0  # truncate every sequence to this many frames; 0 = whole sequence

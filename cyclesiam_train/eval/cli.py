@@ -28,7 +28,7 @@ from cyclesiam_train.config import Config, ConfigError, load_config, parse_dotte
 from . import plots
 from .baselines import BASELINES, SiamTrackerAdapter, make_baseline
 from .datasets import FORMATS, DatasetError, load_dataset
-from .runner import TrackerResults, evaluate_tracker, overall
+from .runner import TrackerResults, evaluate_tracker, init_shift, overall
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(set(cfg.eval.protocols) - {"ope", "vot"})
         if unknown or not cfg.eval.protocols:
             raise ConfigError(f"eval.protocols must be a non-empty subset of [ope, vot], got {cfg.eval.protocols}")
+        init_shift(cfg.eval.init_shift)
         specs = tracker_specs(args)
         sequences = load_dataset(args.dataset, args.fmt, davis_resolution=cfg.eval.davis_resolution,
                                  bag_tolerance_ns=cfg.eval.bag_stamp_tolerance_ns, names=cfg.eval.sequences,

@@ -17,7 +17,7 @@ from typing import Any, Protocol, Sequence as Seq
 
 import numpy as np
 
-from cyclesiam_train.config import EvalConfig
+from cyclesiam_train.config import ConfigError, EvalConfig
 
 from . import metrics as M
 from .datasets import Sequence
@@ -64,8 +64,23 @@ def _predicted_mask(box: Box | None, mask: np.ndarray | None, shape: tuple[int, 
     return M.box_to_mask(box, shape[:2]), True
 
 
-def run_ope(tracker: EvalTracker, seq: Sequence) -> OPERun:
-    """Initialise on the first annotated frame (with its mask if given), track to the end."""
+def init_shift(values: Seq[float]) -> tuple[float, float]:
+    """`eval.init_shift` checked: two finite numbers (pixels)."""
+    shift = tuple(values)
+    if len(shift) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                  for v in shift):
+        raise ConfigError(f"eval.init_shift must be two finite numbers [dx, dy] (pixels), got {list(values)}")
+    return float(shift[0]), float(shift[1])
+
+
+def shifted(box: Seq[float], shift: tuple[float, float]) -> Box:
+    x, y, w, h = (float(v) for v in box)
+    return (x + shift[0], y + shift[1], w, h)
+
+
+def run_ope(tracker: EvalTracker, seq: Sequence, shift: tuple[float, float] = (0.0, 0.0)) -> OPERun:
+    """Initialise on the first annotated frame (with its mask if given; the box moved by `shift`),
+    track to the end."""
     n = len(seq)
     boxes, scores = np.full((n, 4), np.nan), np.full(n, np.nan)
     start = first_annotated(seq)
@@ -77,7 +92,7 @@ def run_ope(tracker: EvalTracker, seq: Sequence) -> OPERun:
         if i < start:
             continue
         if i == start:
-            tracker.init(frame, tuple(seq.boxes[i]), seq.mask(i))
+            tracker.init(frame, shifted(seq.boxes[i], shift), seq.mask(i))
             boxes[i], scores[i] = seq.boxes[i], 1.0
             continue
         t0 = time.perf_counter()
@@ -94,9 +109,11 @@ def run_ope(tracker: EvalTracker, seq: Sequence) -> OPERun:
     return run
 
 
-def run_vot(tracker: EvalTracker, seq: Sequence, skip: int = 5, failure_iou: float = 0.0) -> VOTRun:
+def run_vot(tracker: EvalTracker, seq: Sequence, skip: int = 5, failure_iou: float = 0.0,
+            shift: tuple[float, float] = (0.0, 0.0)) -> VOTRun:
     """VOT supervised protocol: a failure (IoU <= failure_iou on an annotated frame) stops
-    tracking; the tracker is re-initialised ``skip`` frames later, on the next annotated frame."""
+    tracking; the tracker is re-initialised ``skip`` frames later, on the next annotated frame
+    (every initialisation box moved by `shift`)."""
     n = len(seq)
     valid = M.annotated(seq.boxes[:n])
     overlaps, boxes = np.full(n, np.nan), np.full((n, 4), np.nan)
@@ -106,7 +123,7 @@ def run_vot(tracker: EvalTracker, seq: Sequence, skip: int = 5, failure_iou: flo
     for i, frame in seq.iter_frames():
         if not tracking:
             if i >= next_init and valid[i]:
-                tracker.init(frame, tuple(seq.boxes[i]), seq.mask(i))
+                tracker.init(frame, shifted(seq.boxes[i], shift), seq.mask(i))
                 inits.append(i)
                 boxes[i] = seq.boxes[i]
                 tracking = True
@@ -190,10 +207,11 @@ def evaluate_tracker(tracker: EvalTracker, sequences: Seq[Sequence], cfg: EvalCo
                      log: Any = None) -> TrackerResults:
     """Run the configured protocols (``cfg.protocols``) on every sequence."""
     out = TrackerResults(tracker.name)
+    shift = init_shift(cfg.init_shift)
     for seq in sequences:
         entry: dict[str, Any] = {"frames": len(seq), "annotated": int(M.annotated(seq.boxes[:len(seq)]).sum())}
         if "ope" in cfg.protocols:
-            run = run_ope(tracker, seq)
+            run = run_ope(tracker, seq, shift)
             entry["ope"], out.ope[seq.name] = score_ope(run, seq, cfg)
             masks = score_masks(run, seq, cfg)
             if masks is not None:
@@ -203,7 +221,7 @@ def evaluate_tracker(tracker: EvalTracker, sequences: Seq[Sequence], cfg: EvalCo
                 entry["absent"] = absent
             out.predictions[seq.name] = run.boxes
         if "vot" in cfg.protocols:
-            vrun = run_vot(tracker, seq, cfg.vot_skip, cfg.vot_failure_iou)
+            vrun = run_vot(tracker, seq, cfg.vot_skip, cfg.vot_failure_iou, shift)
             entry["vot"] = score_vot(vrun, cfg)
             out.vot[seq.name] = vrun.record
         out.sequences[seq.name] = entry
