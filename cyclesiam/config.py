@@ -141,9 +141,10 @@ class TrackerConfig:
     template_update_anchor: float = setting(
         0.0, "weight of the first template in the search kernel while updating (the template similarity "
         "always compares with the first)", **UNIT)
-    # top-down views of turning look-alikes (the zebrafish clip): docs/MODEL.md, "why the zebrafish fails"
+    # a target turning in-plane scores under an upright look-alike (the zebrafish clip): docs/MODEL.md,
+    # "why the zebrafish fails"; rotations_on_drop is the default since 2026-12-03 (five-shift rule there)
     template_bank: str = setting(
-        "none", "none (one kernel) | rotations (also the first template turned by +-template_bank_angle; per target "
+        "rotations_on_drop", "none (one kernel) | rotations (also the first template turned by +-template_bank_angle; per target "
         "the kernel with the best windowed score wins; one more search row per kernel) | rotations_on_drop "
         "(rotations, searched only after the own kernel's score fell below template_bank_trigger, for "
         "template_bank_hold more frames; elsewhere exactly none)",

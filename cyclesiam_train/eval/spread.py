@@ -2,6 +2,7 @@
 
     python -m cyclesiam_train.eval.spread --out DIR [--shifts 0,0 1,0 0,1 -1,0 0,-1] -- \\
         --dataset annotations/real --format real --split val --set runtime.backend=onnxruntime [...]
+    python -m cyclesiam_train.eval.spread --out DIR --reuse    (print again from the folders there)
 
 A tracker is chaotic: a one-pixel change of the initialisation box, another backend, or another
 CPU's float rounding can send a one-pass run onto a look-alike or off a clip's last keyframes, and
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -74,7 +76,10 @@ def summarise(docs: Sequence[dict[str, Any]], shifts: Sequence[tuple[float, floa
             clips[clip] = {"auc": aucs, "failures": fails}
         per_shift = {
             "auc": [_value(r["overall"], "ope", "auc") for r in runs],
+            "precision": [_value(r["overall"], "ope", "precision") for r in runs],
             "failures": [_value(r["overall"], "vot", "failures") for r in runs],
+            "absent_box": [_value(r["overall"], "absent", "box") for r in runs],
+            "absent_lost": [_value(r["overall"], "absent", "lost") for r in runs],
             "J": [_value(r["overall"], "davis", "J", "mean") for r in runs],
             "J_box": [_value(r["overall"], "davis", "J_box") for r in runs],
         }
@@ -104,7 +109,10 @@ def print_summary(summary: dict[str, Any]) -> None:
             print(f"{clip:<22}{_stats(c['auc']):>26}  {_counts(c['failures'])}")
         s = t["per_shift"]
         print(f"{'set mean AUC':<22}{_stats(s['auc']):>26}  per shift: {' '.join(f'{v:.3f}' for v in s['auc'])}")
+        print(f"{'precision@20':<22}{_stats(s['precision']):>26}")
         print(f"{'failures':<22}{_stats(s['failures']):>26}  per shift: {_counts(s['failures'])}")
+        if any(math.isfinite(v) for v in s["absent_lost"]):
+            print(f"{'absent: box / LOST':<22}{_stats(s['absent_box']):>26}  {_stats(s['absent_lost'])}")
         if any(math.isfinite(v) for v in s["J"]):
             print(f"{'mask J / own box J':<22}{_stats(s['J']):>26}  {_stats(s['J_box'])}")
 
@@ -114,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder: shift_DX_DY/ per shift and spread.json")
     p.add_argument("--shifts", nargs="+", type=parse_shift, default=[parse_shift(s) for s in DEFAULT_SHIFTS],
                    metavar="DX,DY", help=f"start-box shifts in pixels (default: {' '.join(DEFAULT_SHIFTS)})")
+    p.add_argument("--reuse", action="store_true",
+                   help="summarise the shift folders already under --out instead of running the evaluations")
     p.add_argument("eval_args", nargs=argparse.REMAINDER, help="-- then the cyclesiam-eval arguments (no --out)")
     return p
 
@@ -121,14 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     eval_args = args.eval_args[1:] if args.eval_args[:1] == ["--"] else args.eval_args
+    out = Path(args.out)
+    if args.reuse:
+        docs = [json.loads((shift_folder(out, shift) / "results.json").read_text()) for shift in args.shifts]
+        return _report(out, summarise(docs, args.shifts))
     if "--out" in eval_args or any(a.startswith("--out=") for a in eval_args):
-        print("error: give --out before '--' (each shift writes its own folder under it)")
+        print("error: give --out before '--' (each shift writes its own folder under it)", file=sys.stderr)
         return 2
     if not eval_args:
-        print("error: no cyclesiam-eval arguments after '--'")
+        print("error: no cyclesiam-eval arguments after '--'", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    summary = summarise(run_shifts(eval_args, out, args.shifts), args.shifts)
+    return _report(out, summarise(run_shifts(eval_args, out, args.shifts), args.shifts))
+
+
+def _report(out: Path, summary: dict[str, Any]) -> int:
     (out / "spread.json").write_text(json.dumps(summary, indent=1))
     print_summary(summary)
     print(f"spread: {out / 'spread.json'}")

@@ -80,7 +80,7 @@ def test_shipped_model_keeps_a_turned_target_next_to_an_upright_copy(cube_frames
     images = _turned_target_scene(frame, box, shift)
     target, copy = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2]), np.array([box[0] + shift + box[2] / 2,
                                                                                    box[1] + box[3] / 2])
-    base = dataclasses.replace(Config().tracker, mask_enabled=False)
+    base = dataclasses.replace(Config().tracker, template_bank="none", mask_enabled=False)
     one = final_center(images, box, base)
     bank = final_center(images, box, dataclasses.replace(base, template_bank="rotations", template_bank_angle=90.0))
     assert np.hypot(*(one - copy)) < 30, (one, copy)  # the failure the bank is for really happens
@@ -177,7 +177,7 @@ def test_gated_bank_untriggered_is_exactly_none(cube_frames_dir) -> None:
         pytest.skip(f"shipped model {path} missing")
     frames = [cv2.imread(str(f)) for f in ImageFolderSource(cube_frames_dir).files[:8]]
     box = (315, 205, 129, 145)
-    base = dataclasses.replace(Config().tracker, mask_enabled=False)
+    base = dataclasses.replace(Config().tracker, template_bank="none", mask_enabled=False)
     none = _shipped_track(frames, box, base)
     lowest = min(upright for _, _, upright, _ in none)
     assert all(score == upright for _, score, upright, _ in none)  # one kernel: its score is the upright one
@@ -195,7 +195,7 @@ def test_gated_bank_triggered_and_held_is_the_rotations_bank(cube_frames_dir) ->
         pytest.skip(f"shipped model {path} missing")
     frames = [cv2.imread(str(f)) for f in ImageFolderSource(cube_frames_dir).files[:6]]
     box = (315, 205, 129, 145)
-    base = dataclasses.replace(Config().tracker, mask_enabled=False, template_bank_angle=30.0)
+    base = dataclasses.replace(Config().tracker, template_bank="none", mask_enabled=False, template_bank_angle=30.0)
     rotations = _shipped_track(frames, box, dataclasses.replace(base, template_bank="rotations"))
     gated = _shipped_track(frames, box, dataclasses.replace(base, template_bank="rotations_on_drop",
                                                             template_bank_trigger=0.01, template_bank_hold=100),
@@ -243,7 +243,7 @@ def test_shipped_model_gated_bank_keeps_a_turning_target(cube_frames_dir) -> Non
     box, shift = (300, 230, 150, 50), 160
     images = _turning_target_scene(frame, box, shift, [0.0] * 4 + [30.0, 60.0] + [90.0] * 6)
     target = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2])
-    base = dataclasses.replace(Config().tracker, mask_enabled=False, template_bank_angle=60.0)
+    base = dataclasses.replace(Config().tracker, template_bank="none", mask_enabled=False, template_bank_angle=60.0)
     one = _shipped_track(images, box, base)
     # 0.8, not the shipped 0.6: on this scene the 30-degree frame scores 0.69 upright and the copy wins at 60
     gated = _shipped_track(images, box, dataclasses.replace(base, template_bank="rotations_on_drop",
@@ -271,7 +271,7 @@ def test_gated_bank_in_a_batch_only_the_triggered_target_searches_turned(cube_fr
     turning, shift = (300, 230, 150, 50), 160
     copy = (turning[0] + shift, *turning[1:])
     images = _turning_target_scene(frame, turning, shift, [0.0] * 4 + [30.0, 60.0] + [90.0] * 3)
-    base = dataclasses.replace(Config().tracker, mask_enabled=False, template_bank_angle=60.0)
+    base = dataclasses.replace(Config().tracker, template_bank="none", mask_enabled=False, template_bank_angle=60.0)
     cfg = Config()
     cfg.runtime.device = "cpu"
     gated_cfg = dataclasses.replace(base, template_bank="rotations_on_drop", template_bank_trigger=0.01,
