@@ -8,6 +8,7 @@ the base and the adapted model, the adapt run's own label-free verdict (on the h
 first half) and a label-free verdict on the second half (same round trips for both models).
 
     python probes/adapt_time_split.py --clips mbt_cube mire2 --out /tmp/split [--minutes 10] [--threads 1] [--check-trips 8]
+        [--own-track-seeds K]   (seeds from BASE's own track of the first half, as a recording node has them)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from cyclesiam.default_model import resolve_checkpoint  # noqa: E402
 from cyclesiam_train.eval.datasets import Sequence as Clip  # noqa: E402
 from cyclesiam_train.eval.metrics import annotated  # noqa: E402
 from cyclesiam_train.label_free_check import compare, plan_trips, run_trips, seed_config  # noqa: E402
+from cyclesiam_train.seeds import write_seed_file  # noqa: E402
 
 
 def split_frame(clip: Clip) -> int:
@@ -53,6 +55,25 @@ def write_folder(frames: list[np.ndarray], folder: Path) -> Path:
     for i, frame in enumerate(frames):
         cv2.imwrite(str(folder / f"{i:05d}.png"), frame)
     return folder
+
+
+def own_track_seeds(clip: Clip, frames, h: int, head_folder: Path, holdout: float, every: int,
+                    threads: int) -> list[dict[str, object]]:
+    """Seeds from BASE's own one-pass track of [0, H) from the clip's first (annotated) box: what a
+    node tracking the target while it records would have published. Every `every`-th frame it
+    reported TRACKING, inside the part `cyclesiam-adapt` trains on (the first 1 - holdout of [0, H))."""
+    from cyclesiam_train.trainer import head_frames
+
+    tracker, _cfg = build(Candidate("base", str(resolve_checkpoint(None)), {}), "onnxruntime", threads)
+    train_end = head_frames(h, holdout)
+    box = tuple(float(v) for v in clip.boxes[0])
+    tracker.init(frames.frame(0), box)
+    seeds = [{"bag": str(head_folder.resolve()), "frame": 0, "box": list(box)}]
+    for i in range(1, train_end):
+        tracked, _score, _mask = tracker.update(frames.frame(i))
+        if tracked is not None and not tracker.lost and i % every == 0:
+            seeds.append({"bag": str(head_folder.resolve()), "frame": i, "box": [round(float(v), 1) for v in tracked]})
+    return seeds
 
 
 def run_adapt(head: Path, run_dir: Path, minutes: float, threads: int, check_trips: int,
@@ -82,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trips", type=int, default=12, help="second-half round trips per clip")
     ap.add_argument("--length", type=int, default=20)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="passed to cyclesiam-adapt --set")
+    ap.add_argument("--own-track-seeds", type=int, default=0, metavar="K",
+                    help="seeds from BASE's own track of the first half (every K-th TRACKING frame; "
+                         "train.seeds.source=file) instead of random boxes; 0 = random")
     args = ap.parse_args(argv)
     out = Path(args.out)
     rows = []
@@ -89,7 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         clip, frames = load_clip(name)
         h = split_frame(clip)
         head = write_folder([frames.frame(i) for i in range(h)], out / name / "first_half")
-        res = run_adapt(head, out / name / "adapt", args.minutes, args.threads, args.check_trips, args.set)
+        overrides = list(args.set)
+        if args.own_track_seeds:
+            seeds = own_track_seeds(clip, frames, h, head, 0.2, args.own_track_seeds, args.threads)
+            seed_file = write_seed_file(out / name / "seeds.yaml", seeds)
+            overrides += ["train.seeds.source=file", f"train.seeds.file={seed_file}"]
+            print(f"[{name}] {len(seeds)} seeds from BASE's own track of frames 0..{h - 1}", flush=True)
+        res = run_adapt(head, out / name / "adapt", args.minutes, args.threads, args.check_trips, overrides)
         print(f"[{name}] adapt: exit {res['exit']}, {res['steps']} steps; {res['check']}", flush=True)
         if not Path(res["adapted"]).is_file():
             print(f"[{name}] no adapted model: {res['stderr_tail']}", flush=True)
