@@ -45,6 +45,10 @@ class Stream:
     num_frames: int = 0
     stamps: np.ndarray | None = field(default=None, repr=False)  # ns per frame (bags), else None
     size_bytes: int = 0
+    # frames cut off the end and kept out of training (cyclesiam-adapt's check), with their stamps:
+    # a seed there is skipped, not an error (trainer.hold_out_tails)
+    tail_frames: int = 0
+    tail_stamps: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:

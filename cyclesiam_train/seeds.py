@@ -219,7 +219,9 @@ def resolve_seeds(specs: Sequence[SeedSpec], streams: Sequence[Any], tolerance_s
     """Match seed specs to (stream, frame). `streams` have .path, .topic, .num_frames, .stamps (ns array).
 
     A seed whose stream is not among the training streams, or whose stamp matches no frame, is an error
-    naming the seed: silently dropping the user's labels would be worse.
+    naming the seed: silently dropping the user's labels would be worse. A seed on a stream's held-out
+    tail (`tail_frames`, `tail_stamps`: cyclesiam-adapt keeps it for its check) is left out
+    (`held_out_seeds` counts them).
     """
     out = []
     for spec in specs:
@@ -236,6 +238,8 @@ def resolve_seeds(specs: Sequence[SeedSpec], streams: Sequence[Any], tolerance_s
         k = cands[0]
         s = streams[k]
         if spec.frame is not None:
+            if s.num_frames <= spec.frame < s.num_frames + getattr(s, "tail_frames", 0):
+                continue
             if spec.frame >= s.num_frames:
                 raise SeedError(f"{spec.origin}: frame {spec.frame} out of range ({s.num_frames} frames)")
             frame = spec.frame
@@ -243,6 +247,10 @@ def resolve_seeds(specs: Sequence[SeedSpec], streams: Sequence[Any], tolerance_s
             if s.stamps is None:
                 raise SeedError(f"{spec.origin}: {s.path} has no timestamps ({s.kind}); give 'frame: N' instead of 'stamp'")
             found = match_stamp(np.asarray(s.stamps), int(spec.stamp_ns or 0), tolerance_s)
+            tail = getattr(s, "tail_stamps", None)
+            if found is None and tail is not None and len(tail) and \
+                    match_stamp(np.asarray(tail), int(spec.stamp_ns or 0), tolerance_s) is not None:
+                continue
             if found is None:
                 raise SeedError(f"{spec.origin}: no frame of {s.path} {s.topic} within {tolerance_s}s of "
                                 f"stamp {int(spec.stamp_ns or 0) / 1e9:.9f}")
@@ -361,6 +369,14 @@ def box_mask(height: int, width: int, box_cxcywh: Sequence[float], kind: str = "
     raise ValueError(f"box_mask kind must be 'ellipse' or 'rectangle', got {kind!r}")
 
 
+def _trainable(specs: Sequence[SeedSpec], streams: Sequence[Any], tolerance_s: float, desc: str) -> tuple[list[Seed], str]:
+    seeds = resolve_seeds(specs, streams, tolerance_s)
+    held_out = len(specs) - len(seeds)
+    if held_out and not seeds:
+        raise SeedError(f"all {held_out} seeds of {desc} lie in the held-out tails: none left to train on")
+    return seeds, desc + (f"; {held_out} of {len(specs)} in the held-out tails, not trained on" if held_out else "")
+
+
 def build_seeds(cfg: SeedConfig, streams: Sequence[Any]) -> tuple[list[Seed] | None, str]:
     """Seeds for `cfg.source` matched to the training streams -> (seeds or None for random, description)."""
     if cfg.source == "random":
@@ -368,7 +384,7 @@ def build_seeds(cfg: SeedConfig, streams: Sequence[Any]) -> tuple[list[Seed] | N
     if cfg.source == "file":
         if not cfg.file:
             raise SeedError("seeds.source is 'file' but seeds.file is empty (use --seeds FILE)")
-        return resolve_seeds(load_seed_file(cfg.file), streams, cfg.stamp_tolerance), f"file {cfg.file}"
+        return _trainable(load_seed_file(cfg.file), streams, cfg.stamp_tolerance, f"file {cfg.file}")
     if cfg.source == "topic":
         if not cfg.topic:
             raise SeedError("seeds.source is 'topic' but seeds.topic is empty (use --seed-topic TOPIC)")
@@ -384,5 +400,5 @@ def build_seeds(cfg: SeedConfig, streams: Sequence[Any]) -> tuple[list[Seed] | N
                 errors.append(str(exc))
         if not specs:
             raise SeedError("; ".join(errors))
-        return resolve_seeds(specs, streams, cfg.stamp_tolerance), f"topic {cfg.topic} ({len(bags) - len(errors)} bag(s))"
+        return _trainable(specs, streams, cfg.stamp_tolerance, f"topic {cfg.topic} ({len(bags) - len(errors)} bag(s))")
     raise SeedError(f"seeds.source must be random, file or topic, got {cfg.source!r}")

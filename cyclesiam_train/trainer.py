@@ -101,9 +101,11 @@ def head_frames(num_frames: int, holdout: float) -> int:
 def hold_out_tails(streams: Sequence[Any], holdout: float) -> None:
     """Shorten every stream to its head (training never samples the held-out tail)."""
     for s in streams:
-        s.num_frames = head_frames(s.num_frames, holdout)
+        head = head_frames(s.num_frames, holdout)
+        s.tail_frames = s.num_frames - head
+        s.num_frames = head
         if s.stamps is not None:
-            s.stamps = s.stamps[:s.num_frames]
+            s.stamps, s.tail_stamps = s.stamps[:head], s.stamps[head:]
 
 
 def learning_rate(cfg: config_mod.TrainConfig, step: int) -> float:

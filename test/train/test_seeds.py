@@ -126,3 +126,29 @@ def test_seed_file_must_exist_and_be_a_list(tmp_path) -> None:
     (tmp_path / "x.yaml").write_text("foo: 1\n")
     with pytest.raises(SeedError, match="x.yaml"):
         load_seed_file(tmp_path / "x.yaml")
+
+
+def test_seeds_on_the_held_out_tail_are_left_out_not_refused(tmp_path, tree_frames) -> None:
+    """cyclesiam-adapt holds the last 20 % of a recording out for its check: the node's own detections
+    recorded there are not trained on (and not an error); a seed beyond the recording still is."""
+    from cyclesiam_train.trainer import hold_out_tails
+
+    bag = write_bag(tmp_path / "dets", tree_frames[:10],
+                    detections=[(2, [(100.0, 40.0, 80.0, 90.0)]), (9, [(20.0, 30.0, 40.0, 50.0)])])
+    streams = discover_streams([bag])
+    hold_out_tails(streams, 0.2)  # 10 frames -> 8 trained on, 2 held out
+    assert streams[0].num_frames == 8 and streams[0].tail_frames == 2
+    seeds, desc = build_seeds(SeedConfig(source="topic", topic="/detections"), streams)
+    assert [(s.frame, s.box) for s in seeds] == [(2, (100.0, 40.0, 80.0, 90.0))]
+    assert "1 of 2 in the held-out tails, not trained on" in desc
+
+    def seed_file(name: str, frames: list[int]) -> str:
+        return str(write_seed_file(tmp_path / name, [{"bag": str(bag), "topic": "/camera/image", "frame": f,
+                                                      "box": [10, 10, 50, 50]} for f in frames]))
+
+    seeds, desc = build_seeds(SeedConfig(source="file", file=seed_file("a.yaml", [1, 8])), streams)
+    assert [s.frame for s in seeds] == [1] and "1 of 2" in desc
+    with pytest.raises(SeedError, match="out of range"):
+        build_seeds(SeedConfig(source="file", file=seed_file("b.yaml", [1, 10])), streams)
+    with pytest.raises(SeedError, match="none left to train on"):
+        build_seeds(SeedConfig(source="file", file=seed_file("c.yaml", [8, 9])), streams)
