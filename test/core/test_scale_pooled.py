@@ -110,6 +110,7 @@ def test_similarity_on_demand_gives_the_states_of_measuring_every_frame(cube_fra
         monkeypatch.setattr(PooledScale, "similarity_on_demand", on_demand)
         cfg = Config()
         cfg.runtime.device, cfg.runtime.backend, cfg.tracker.scale_from = "cpu", "torch", "pooled"
+        cfg.tracker.template_bank = "none"  # counted here: the LOST similarity's passes only, not the bank's
         tracker = build_tracker(cfg, path)
         passes = []
         original = tracker.backend.template
