@@ -5,7 +5,9 @@
                     [--set key=value ...]
 
 BASE (default: the shipped model) is trained further with the cycle loss (label-free random seed
-boxes, frozen backbone) on the first 80 % of every recording; the last 20 % is held out. On the
+boxes, or `train.seeds` from a file or a recorded detection topic such as the node's own
+~/detections; frozen backbone) on the first 80 % of every recording; the last 20 % is held out
+(seeds there are not trained on: the check's round trips start from them instead of random boxes). On the
 held-out part the label-free check (cyclesiam_train/label_free_check.py: forward-backward round
 trips of many seed boxes) runs for BASE and for the adapted model over the same trips, and
 RUN_DIR/model.safetensors becomes the adapted model only when the check calls it better; until then,
@@ -96,18 +98,24 @@ def copy_model(src: Path, dst: Path) -> Path:
 
 
 def held_out_trips(data: Sequence[str], topics: Sequence[str], holdout: float, trips: int, length: int,
-                   seed: int) -> tuple[list[Any], list[check.Trip]]:
-    """Every recording's stream and the check's round trips on its held-out frames (the last `holdout` share)."""
+                   seed: int, seeds: Any = None) -> tuple[list[Any], list[check.Trip]]:
+    """Every recording's stream and the check's round trips on its held-out frames (the last `holdout` share).
+    With training seeds (`seeds`: a SeedConfig whose source is file or topic) the trips start from the
+    seeds that lie in the held-out tails, so the check measures the targets the adaptation is for."""
     from cyclesiam_train.data import discover_streams
+    from cyclesiam_train.seeds import build_seeds
 
     streams = discover_streams(data, topics)
     ranges = [(head_frames(s.num_frames, holdout), s.num_frames) for s in streams]
     short = [s.name for s, (lo, hi) in zip(streams, ranges) if hi - lo < 2]
     if short:
         raise SourceError(f"too short to hold out {holdout:.0%} for the check (need >= 2 frames): {short}")
-    plan = check.plan_trips([s.source for s in streams], ranges, trips, length, np.random.default_rng(seed),
-                            check.seed_config())
-    return streams, plan
+    sources, rng = [s.source for s in streams], np.random.default_rng(seed)
+    given = build_seeds(seeds, streams)[0] if seeds is not None and seeds.source != "random" else None
+    if given is None:
+        return streams, check.plan_trips(sources, ranges, trips, length, rng, check.seed_config())
+    boxes = [(g.stream, g.frame, g.box) for g in given]
+    return streams, check.plan_seeded_trips(sources, ranges, boxes, trips, length, rng, check.seed_config())
 
 
 # each of the two label-free checks (BASE, then the adapted model on the same trips) gets at most
@@ -132,10 +140,11 @@ def adapt(data: Sequence[str], out: str | Path, *, base: str | Path | None = Non
         if topics:
             cfg.train.topics = list(topics)
         model = copy_model(base_path, out / MODEL_FILE)  # the model to use is BASE until the adapted one is better
-        streams, plan = held_out_trips(data, cfg.train.topics, holdout, trips, length, seed)
+        streams, plan = held_out_trips(data, cfg.train.topics, holdout, trips, length, seed, cfg.train.seeds)
         sources = [s.source for s in streams]
         eval_cfg = check.eval_config({"runtime": {"threads": threads}}, device=cfg.runtime.device)
-        log(f"label-free check: {len(plan)} round trips on the last {holdout:.0%} of {len(sources)} recording(s)")
+        log(f"label-free check: {len(plan)} round trips on the last {holdout:.0%} of {len(sources)} recording(s)"
+            + (", from the seeds there (random boxes where there are none)" if cfg.train.seeds.source != "random" else ""))
         base_results = check.measure(base_path, sources, plan, eval_cfg,
                                      deadline=t0 + CHECK_SHARE * minutes * 60.0)
         if len(base_results) < len(plan):  # the adapted model is measured on the same, fewer trips

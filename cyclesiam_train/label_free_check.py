@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace as dataclass_replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -136,6 +136,27 @@ def plan_trips(sources: Sequence[FrameSource], ranges: Sequence[tuple[int, int]]
             first = source.frame(start)
             box = tuple(float(v) for v in random_box(first, rng, seeds))
             plan.append(Trip(k, start, n, box, known_shift(box, first.shape, shift, rng)))
+    return plan
+
+
+def plan_seeded_trips(sources: Sequence[FrameSource], ranges: Sequence[tuple[int, int]],
+                      seeds: Sequence[tuple[int, int, Box]], trips: int, length: int, rng: np.random.Generator,
+                      random_seeds: SeedConfig, shift: float = 0.5) -> list[Trip]:
+    """Like `plan_trips`, but each round trip starts from a given box (recording, frame, box): the seeds
+    the model was adapted with, e.g. the node's own detections, so the check measures the targets the
+    adaptation is for. Per recording up to `trips` of its seeds whose frame leaves room for a trip inside
+    its range (drawn without replacement); a recording with none gets `plan_trips`' label-free boxes."""
+    plan = []
+    for k, (source, (lo, hi)) in enumerate(zip(sources, ranges)):
+        usable = [(f, box) for rec, f, box in seeds if rec == k and lo <= f <= hi - 2]
+        if not usable:
+            plan += [dataclass_replace(t, recording=k) for t in
+                     plan_trips([source], [(lo, hi)], trips, length, rng, random_seeds, shift)]
+            continue
+        for i in sorted(rng.choice(len(usable), size=min(trips, len(usable)), replace=False)):
+            start, box = usable[int(i)]
+            box = tuple(float(v) for v in box)
+            plan.append(Trip(k, start, min(length, hi - start), box, known_shift(box, source.frame(start).shape, shift, rng)))
     return plan
 
 

@@ -132,3 +132,27 @@ def test_ctrl_c_leaves_a_model_the_tracker_loads(tmp_path, tree_video, read_fram
                             "runtime.backend=torch", "--no-progress"], cwd=REPO, env=_env(), capture_output=True,
                            text=True, timeout=600)
     assert track.returncode == 0, track.stderr[-2000:]
+
+
+def test_check_trips_start_from_the_seeds_in_the_held_out_tail(tmp_path, tree_video, read_frames) -> None:
+    """Adapting with seeds (the node's own detections recorded with the frames), the check's round trips
+    start from the detections in the held-out tail, not from random boxes; a recording without any there
+    gets random label-free boxes."""
+    from conftest import write_bag
+
+    from cyclesiam_train.adapt import held_out_trips
+    from cyclesiam_train.config import SeedConfig
+
+    tail_box = (90.0, 30.0, 100.0, 110.0)
+    tree_frames = read_frames(tree_video, 20)
+    bag = write_bag(tmp_path / "dets", tree_frames,
+                    detections=[(3, [(10.0, 10.0, 50.0, 50.0)]), (16, [tail_box]), (17, [tail_box])])
+    seeds = SeedConfig(source="topic", topic="/detections")
+    streams, plan = held_out_trips([str(bag)], [], 0.2, 4, 8, 0, seeds)  # frames 16..19 held out
+    assert sorted((t.start, t.box) for t in plan) == [(16, tail_box), (17, tail_box)]
+    assert all(t.length == 20 - t.start for t in plan) and all(any(t.shift) for t in plan)
+    _, random_plan = held_out_trips([str(bag)], [], 0.2, 4, 8, 0)
+    assert len(random_plan) == 4 and all(t.box != tail_box for t in random_plan)
+    no_tail = write_bag(tmp_path / "early", tree_frames, detections=[(3, [(10.0, 10.0, 50.0, 50.0)])])
+    _, fallback = held_out_trips([str(no_tail)], [], 0.2, 3, 8, 0, seeds)
+    assert len(fallback) == 3 and all(16 <= t.start < 20 for t in fallback)
