@@ -1,7 +1,8 @@
 """`cyclesiam-adapt`: fine-tune a tracker model on your own unlabeled footage within a time budget.
 
     cyclesiam-adapt --data BAG_OR_VIDEO_OR_FOLDER... [--topic T] [--checkpoint BASE] --out RUN_DIR
-                    [--minutes M] [--no-progress] [--device D] [--threads N] [--trips N] [--length L]
+                    [--minutes M] [--seed-topic T | --seeds FILE] [--no-progress] [--device D] [--threads N]
+                    [--trips N] [--length L]
                     [--set key=value ...]
 
 BASE (default: the shipped model) is trained further with the cycle loss (label-free random seed
@@ -273,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (0 = library default; 1 is much faster on a CPU shared with other work)")
     p.add_argument("--trips", type=int, default=16, help="round trips per recording for the check")
     p.add_argument("--length", type=int, default=20, help="frames of each round trip, each way")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed-topic", metavar="T",
+                       help="recorded vision_msgs/Detection2DArray topic (e.g. the node's /cyclesiam_tracker/detections) "
+                            "whose boxes seed the cycle and the check, instead of random label-free boxes")
+    seeds.add_argument("--seeds", metavar="FILE", help="seeds YAML (bag, topic, stamp|frame, box, mask), as cyclesiam-train")
     p.add_argument("--seed", type=int, default=0, help="seed of the check's trips")
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="training overrides, e.g. train.lr=1e-4 train.batch_size=4")
@@ -289,9 +295,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not args.minutes > 0:
             raise ConfigError(f"--minutes must be > 0, got {args.minutes}")
+        overrides = parse_dotted(args.set)
+        if args.seed_topic or args.seeds:
+            given = ({"source": "topic", "topic": args.seed_topic} if args.seed_topic
+                     else {"source": "file", "file": str(Path(args.seeds).resolve())})
+            overrides.setdefault("train", {}).setdefault("seeds", {}).update(given)
         res = adapt(args.data, args.out, base=args.checkpoint, topics=args.topic, minutes=args.minutes,
                     device=args.device, threads=args.threads, trips=args.trips, length=args.length, seed=args.seed,
-                    overrides=parse_dotted(args.set), progress=not args.no_progress, command=command)
+                    overrides=overrides, progress=not args.no_progress, command=command)
     except (ConfigError, SourceError, SeedError, StateError, CheckpointError, FileExistsError, FileNotFoundError,
             ValueError) as exc:
         print(f"cyclesiam-adapt: error: {exc}", file=sys.stderr)

@@ -246,10 +246,10 @@ def resolve_seeds(specs: Sequence[SeedSpec], streams: Sequence[Any], tolerance_s
         else:
             if s.stamps is None:
                 raise SeedError(f"{spec.origin}: {s.path} has no timestamps ({s.kind}); give 'frame: N' instead of 'stamp'")
-            found = match_stamp(np.asarray(s.stamps), int(spec.stamp_ns or 0), tolerance_s)
             tail = getattr(s, "tail_stamps", None)
-            if found is None and tail is not None and len(tail) and \
-                    match_stamp(np.asarray(tail), int(spec.stamp_ns or 0), tolerance_s) is not None:
+            every = np.asarray(s.stamps) if tail is None else np.concatenate([np.asarray(s.stamps), np.asarray(tail)])
+            found = match_stamp(every, int(spec.stamp_ns or 0), tolerance_s)  # nearest frame, held out or not
+            if found is not None and found >= s.num_frames:
                 continue
             if found is None:
                 raise SeedError(f"{spec.origin}: no frame of {s.path} {s.topic} within {tolerance_s}s of "

@@ -61,11 +61,13 @@ def own_track_seeds(clip: Clip, frames, h: int, head_folder: Path, holdout: floa
                     threads: int) -> list[dict[str, object]]:
     """Seeds from BASE's own one-pass track of [0, H) from the clip's first (annotated) box: what a
     node tracking the target while it records would have published. Every `every`-th frame it
-    reported TRACKING, inside the part `cyclesiam-adapt` trains on (the first 1 - holdout of [0, H))."""
+    reported TRACKING; with `holdout` 0 over all of [0, H) (cyclesiam-adapt trains on those in its
+    first 80 % and starts its check's round trips from those in the held-out rest), else only inside
+    the trained part (the 16:51 runs)."""
     from cyclesiam_train.trainer import head_frames
 
     tracker, _cfg = build(Candidate("base", str(resolve_checkpoint(None)), {}), "onnxruntime", threads)
-    train_end = head_frames(h, holdout)
+    train_end = head_frames(h, holdout) if holdout else h
     box = tuple(float(v) for v in clip.boxes[0])
     tracker.init(frames.frame(0), box)
     seeds = [{"bag": str(head_folder.resolve()), "frame": 0, "box": list(box)}]
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--own-track-seeds", type=int, default=0, metavar="K",
                     help="seeds from BASE's own track of the first half (every K-th TRACKING frame; "
                          "train.seeds.source=file) instead of random boxes; 0 = random")
+    ap.add_argument("--seeds-in-tail", action="store_true",
+                    help="with --own-track-seeds: also the held-out tail's seeds (the check starts from them)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     rows = []
@@ -115,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         head = write_folder([frames.frame(i) for i in range(h)], out / name / "first_half")
         overrides = list(args.set)
         if args.own_track_seeds:
-            seeds = own_track_seeds(clip, frames, h, head, 0.2, args.own_track_seeds, args.threads)
+            seeds = own_track_seeds(clip, frames, h, head, 0.0 if args.seeds_in_tail else 0.2, args.own_track_seeds,
+                                    args.threads)
             seed_file = write_seed_file(out / name / "seeds.yaml", seeds)
             overrides += ["train.seeds.source=file", f"train.seeds.file={seed_file}"]
             print(f"[{name}] {len(seeds)} seeds from BASE's own track of frames 0..{h - 1}", flush=True)

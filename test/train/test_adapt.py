@@ -156,3 +156,25 @@ def test_check_trips_start_from_the_seeds_in_the_held_out_tail(tmp_path, tree_vi
     no_tail = write_bag(tmp_path / "early", tree_frames, detections=[(3, [(10.0, 10.0, 50.0, 50.0)])])
     _, fallback = held_out_trips([str(no_tail)], [], 0.2, 3, 8, 0, seeds)
     assert len(fallback) == 3 and all(16 <= t.start < 20 for t in fallback)
+
+
+def test_adapt_seeded_by_a_recorded_detection_topic(tmp_path, tree_video, read_frames, capsys) -> None:
+    """`--seed-topic`: the node's own detections recorded with the frames seed the cycle (those in the
+    held-out tail are not trained on) and the check's round trips start from the ones in the tail."""
+    from conftest import write_bag
+
+    frames = read_frames(tree_video, 20)
+    crown = (50.0, 8.0, 226.0, 235.0)
+    bag = write_bag(tmp_path / "rec", frames, detections=[(i, [crown]) for i in range(20)],
+                    detection_topic="/cyclesiam_tracker/detections")
+    run = tmp_path / "run"
+    assert main(["--data", str(bag), "--out", str(run), "--minutes", "0.3", "--seed-topic",
+                 "/cyclesiam_tracker/detections", *TINY]) == 0
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err
+    assert "from the seeds there" in printed
+    assert "seeds: 16 from topic /cyclesiam_tracker/detections (1 bag(s)); 4 of 20 in the held-out tails" in printed
+    _state, _cfg, meta = read_checkpoint(run / "train" / "model.safetensors")
+    assert meta["provenance"]["config"]["train"]["seeds"]["source"] == "topic"
+    with pytest.raises(SystemExit):
+        main(["--data", str(bag), "--out", str(tmp_path / "x"), "--seed-topic", "/t", "--seeds", "f.yaml"])
