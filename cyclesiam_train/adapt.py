@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = "cyclesiam-adapt " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    from cyclesiam_train.seeds import SeedError
+    from cyclesiam_train.seeds import SeedError, apply_seed_flags
     from cyclesiam_train.train_state import StateError
 
     try:
@@ -297,9 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"--minutes must be > 0, got {args.minutes}")
         overrides = parse_dotted(args.set)
         if args.seed_topic or args.seeds:
-            given = ({"source": "topic", "topic": args.seed_topic} if args.seed_topic
-                     else {"source": "file", "file": str(Path(args.seeds).resolve())})
-            overrides.setdefault("train", {}).setdefault("seeds", {}).update(given)
+            apply_seed_flags(overrides.setdefault("train", {}), args.seeds, args.seed_topic)
         res = adapt(args.data, args.out, base=args.checkpoint, topics=args.topic, minutes=args.minutes,
                     device=args.device, threads=args.threads, trips=args.trips, length=args.length, seed=args.seed,
                     overrides=overrides, progress=not args.no_progress, command=command)

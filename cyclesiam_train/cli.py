@@ -28,7 +28,7 @@ from typing import Any, Sequence
 from cyclesiam.checkpoint import CheckpointError
 from cyclesiam_train.config import Config, ConfigError, from_dict, load_config, merge, parse_dotted
 from cyclesiam.sources import SourceError
-from cyclesiam_train.seeds import SeedError
+from cyclesiam_train.seeds import SeedError, apply_seed_flags
 from cyclesiam_train.train_state import STATE_FILE, StateError, read_state
 
 
@@ -59,10 +59,7 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     train = out.setdefault("train", {})
     if args.topic:
         train["topics"] = list(args.topic)
-    if args.seeds:
-        train.setdefault("seeds", {}).update({"source": "file", "file": str(Path(args.seeds).resolve())})
-    if args.seed_topic:
-        train.setdefault("seeds", {}).update({"source": "topic", "topic": args.seed_topic})
+    apply_seed_flags(train, args.seeds, args.seed_topic)
     if args.backbone_weights:
         train["backbone_weights"] = str(Path(args.backbone_weights).resolve())
     if args.device:

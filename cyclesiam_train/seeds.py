@@ -221,7 +221,7 @@ def resolve_seeds(specs: Sequence[SeedSpec], streams: Sequence[Any], tolerance_s
     A seed whose stream is not among the training streams, or whose stamp matches no frame, is an error
     naming the seed: silently dropping the user's labels would be worse. A seed on a stream's held-out
     tail (`tail_frames`, `tail_stamps`: cyclesiam-adapt keeps it for its check) is left out
-    (`held_out_seeds` counts them).
+    (`build_seeds` says how many).
     """
     out = []
     for spec in specs:
@@ -238,7 +238,7 @@ def resolve_seeds(specs: Sequence[SeedSpec], streams: Sequence[Any], tolerance_s
         k = cands[0]
         s = streams[k]
         if spec.frame is not None:
-            if s.num_frames <= spec.frame < s.num_frames + getattr(s, "tail_frames", 0):
+            if s.num_frames <= spec.frame < s.num_frames + s.tail_frames:
                 continue
             if spec.frame >= s.num_frames:
                 raise SeedError(f"{spec.origin}: frame {spec.frame} out of range ({s.num_frames} frames)")
@@ -246,8 +246,7 @@ def resolve_seeds(specs: Sequence[SeedSpec], streams: Sequence[Any], tolerance_s
         else:
             if s.stamps is None:
                 raise SeedError(f"{spec.origin}: {s.path} has no timestamps ({s.kind}); give 'frame: N' instead of 'stamp'")
-            tail = getattr(s, "tail_stamps", None)
-            every = np.asarray(s.stamps) if tail is None else np.concatenate([np.asarray(s.stamps), np.asarray(tail)])
+            every = np.asarray(s.stamps) if s.tail_stamps is None else np.concatenate([s.stamps, s.tail_stamps])
             found = match_stamp(every, int(spec.stamp_ns or 0), tolerance_s)  # nearest frame, held out or not
             if found is not None and found >= s.num_frames:
                 continue
@@ -367,6 +366,15 @@ def box_mask(height: int, width: int, box_cxcywh: Sequence[float], kind: str = "
     if kind == "rectangle":
         return ((np.abs(dx) <= 1.0) & (np.abs(dy) <= 1.0)).astype(np.uint8)
     raise ValueError(f"box_mask kind must be 'ellipse' or 'rectangle', got {kind!r}")
+
+
+def apply_seed_flags(train: dict[str, Any], seeds_file: str | None, seed_topic: str | None) -> None:
+    """The `--seeds FILE` / `--seed-topic T` flags of cyclesiam-train and cyclesiam-adapt as overrides of
+    the `train` section (other `train.seeds` keys given with --set are kept)."""
+    if seeds_file:
+        train.setdefault("seeds", {}).update({"source": "file", "file": str(Path(seeds_file).resolve())})
+    if seed_topic:
+        train.setdefault("seeds", {}).update({"source": "topic", "topic": seed_topic})
 
 
 def _trainable(specs: Sequence[SeedSpec], streams: Sequence[Any], tolerance_s: float, desc: str) -> tuple[list[Seed], str]:

@@ -57,24 +57,32 @@ def write_folder(frames: list[np.ndarray], folder: Path) -> Path:
     return folder
 
 
+def own_track(clip: Clip, frames, stop: int, threads: int) -> dict[int, tuple[float, ...]]:
+    """BASE's one-pass track of frames [1, stop) from the clip's first (annotated) box, as a node tracking
+    the target would publish it: frame -> box, for the frames it reported TRACKING."""
+    tracker, _cfg = build(Candidate("base", str(resolve_checkpoint(None)), {}), "onnxruntime", threads)
+    tracker.init(frames.frame(0), tuple(float(v) for v in clip.boxes[0]))
+    boxes = {}
+    for i in range(1, stop):
+        box, _score, _mask = tracker.update(frames.frame(i))
+        if box is not None and not tracker.lost:
+            boxes[i] = tuple(float(v) for v in box)
+    return boxes
+
+
 def own_track_seeds(clip: Clip, frames, h: int, head_folder: Path, holdout: float, every: int,
                     threads: int) -> list[dict[str, object]]:
-    """Seeds from BASE's own one-pass track of [0, H) from the clip's first (annotated) box: what a
-    node tracking the target while it records would have published. Every `every`-th frame it
-    reported TRACKING; with `holdout` 0 over all of [0, H) (cyclesiam-adapt trains on those in its
+    """Seeds from BASE's own track of [0, H) (`own_track`): frame 0 with its given box, then every
+    `every`-th TRACKING frame; with `holdout` 0 over all of [0, H) (cyclesiam-adapt trains on those in its
     first 80 % and starts its check's round trips from those in the held-out rest), else only inside
     the trained part (the 16:51 runs)."""
     from cyclesiam_train.trainer import head_frames
 
-    tracker, _cfg = build(Candidate("base", str(resolve_checkpoint(None)), {}), "onnxruntime", threads)
     train_end = head_frames(h, holdout) if holdout else h
-    box = tuple(float(v) for v in clip.boxes[0])
-    tracker.init(frames.frame(0), box)
-    seeds = [{"bag": str(head_folder.resolve()), "frame": 0, "box": list(box)}]
-    for i in range(1, train_end):
-        tracked, _score, _mask = tracker.update(frames.frame(i))
-        if tracked is not None and not tracker.lost and i % every == 0:
-            seeds.append({"bag": str(head_folder.resolve()), "frame": i, "box": [round(float(v), 1) for v in tracked]})
+    bag = str(head_folder.resolve())
+    seeds = [{"bag": bag, "frame": 0, "box": [float(v) for v in clip.boxes[0]]}]
+    seeds += [{"bag": bag, "frame": i, "box": [round(v, 1) for v in box]}
+              for i, box in own_track(clip, frames, train_end, threads).items() if i % every == 0]
     return seeds
 
 

@@ -21,23 +21,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from adapt_time_split import split_frame  # noqa: E402
-from label_free_vs_auc import Candidate, build, load_clip  # noqa: E402
+from adapt_time_split import own_track, split_frame  # noqa: E402
+from label_free_vs_auc import load_clip  # noqa: E402
 
 from cyclesiam.default_model import resolve_checkpoint  # noqa: E402
 from cyclesiam_train import label_free_check as check  # noqa: E402
 from cyclesiam_train.trainer import head_frames  # noqa: E402
-
-
-def own_track(clip, frames, stop: int, threads: int) -> dict[int, tuple[float, ...]]:
-    tracker, _cfg = build(Candidate("base", str(resolve_checkpoint(None)), {}), "onnxruntime", threads)
-    tracker.init(frames.frame(0), tuple(float(v) for v in clip.boxes[0]))
-    boxes = {}
-    for i in range(1, stop):
-        box, _score, _mask = tracker.update(frames.frame(i))
-        if box is not None and not tracker.lost:
-            boxes[i] = tuple(float(v) for v in box)
-    return boxes
 
 
 def main(argv: list[str] | None = None) -> int:
