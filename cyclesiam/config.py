@@ -273,6 +273,8 @@ class NodeSettings:
                                  "(a request's max_bytes 0)", ge=1, le=1 << 20)
     record_every_nth: int = setting(3, "~/record keeps every n-th frame the node accepts (a request's every_nth 0)",
                                     ge=1, le=1000)
+    record_detections: bool = setting(True, "~/record also writes the node's ~/detections of each recorded frame it "
+                                      "tracked (the seeds of cyclesiam-adapt --seed-topic)")
     record_queue: int = setting(30, "frames waiting for the ~/record bag writer; a frame that finds it full is not "
                                 "recorded and counted", ge=1, le=1000, restart=True)
     depth: DepthConfig = field(default_factory=DepthConfig)  # parameters depth.*

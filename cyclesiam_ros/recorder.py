@@ -3,8 +3,10 @@
 Same topic name, original header stamps (also the bag's log times) and message type as received
 (sensor_msgs/Image or CompressedImage, the CDR bytes rclpy serialises). Every n-th frame is kept; a
 recording stops by itself at its frame or byte bound and is closed on stop and on node shutdown.
-The image callback only hands the message to a bounded queue (a frame that finds it full is counted
-and not recorded); one writer thread serialises and writes.
+Beside the frames, the node's own `~/detections` (vision_msgs/Detection2DArray, the TRACKING targets)
+of each recorded frame it tracked, under that topic's full name and the frame's stamp: the seeds of
+`cyclesiam-adapt --seed-topic`. The image callback only hands the message to a bounded queue (a frame
+that finds it full is counted and not recorded); one writer thread serialises and writes.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import datetime
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from cyclesiam.bag_types import vision_msgs_typestore
 from cyclesiam_ros.messages import stamp_ns
 
 
@@ -27,7 +31,7 @@ class RecordError(RuntimeError):
 @dataclass(frozen=True)
 class RecordLimits:
     max_frames: int
-    max_bytes: int  # serialized frame bytes in the bag
+    max_bytes: int  # serialized message bytes in the bag (the frames and their tracked boxes)
     every_nth: int
 
 
@@ -39,11 +43,14 @@ class Summary:
     bytes: int = 0
     dropped: int = 0  # kept frames that found the writer queue full
     stopped: str = ""  # "" while recording; else why: "stop request", "max_frames", "max_bytes", "shutdown", "error: ..."
+    results_topic: str = ""  # "" when the node's detections are not recorded
+    results: int = 0  # detection messages written
 
     def describe(self) -> str:
         state = "recording" if not self.stopped else f"stopped ({self.stopped})"
-        return (f"{state}: {self.frames} frame(s), {self.bytes / 2**20:.1f} MiB of {self.topic} in {self.path}; "
-                f"{self.dropped} frame(s) not recorded (writer queue full)")
+        results = f" and {self.results} tracked-box message(s) of {self.results_topic}" if self.results_topic else ""
+        return (f"{state}: {self.frames} frame(s){results}, {self.bytes / 2**20:.1f} MiB of {self.topic} in "
+                f"{self.path}; {self.dropped} frame(s) not recorded (writer queue full)")
 
 
 def ros_type_name(msg: Any) -> str:
@@ -51,11 +58,18 @@ def ros_type_name(msg: Any) -> str:
     return f"{type(msg).__module__.split('.')[0]}/msg/{type(msg).__name__}"
 
 
+# recorded frames whose tracked boxes may still come: a frame's result is published a few frames after
+# it arrived at most (the tracker works on the newest frame only)
+PENDING_RESULT_STAMPS = 64
+
+
 class BagRecorder:
-    """One recording at a time: `start`, `offer` (image callback, never blocks), `stop`."""
+    """One recording at a time: `start`, `offer` (image callback, never blocks), `offer_result`
+    (the tracked boxes of a frame, never blocks), `stop`."""
 
     def __init__(self, queue_size: int, log: Callable[[str], None] = print) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)  # (topic, message, is_frame)
+        self._recorded: deque[int] = deque(maxlen=PENDING_RESULT_STAMPS)  # stamps of the frames queued
         self._log = log
         self._lock = threading.Lock()  # guards _active, _seen and the summary counters
         self._active = False
@@ -73,8 +87,9 @@ class BagRecorder:
         with self._lock:
             return Summary(**vars(self._summary))
 
-    def start(self, path: Path, topic: str, limits: RecordLimits) -> Summary:
-        """Open a new bag at `path` (must not exist) for `topic`; RecordError when recording or unusable."""
+    def start(self, path: Path, topic: str, limits: RecordLimits, results_topic: str = "") -> Summary:
+        """Open a new bag at `path` (must not exist) for `topic` (and `results_topic`, the tracked boxes
+        of the recorded frames, when given); RecordError when recording or unusable."""
         from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
         if self._active:
@@ -92,8 +107,9 @@ class BagRecorder:
         with self._lock:
             while not self._queue.empty():
                 self._queue.get_nowait()
-            self._summary = Summary(path=path, topic=topic)
+            self._summary = Summary(path=path, topic=topic, results_topic=results_topic)
             self._limits, self._seen, self._stop_reason = limits, 0, ""
+            self._recorded.clear()
             self._active = True
         self._thread = threading.Thread(target=self._write_loop, args=(writer,), name="cyclesiam_recorder",
                                         daemon=True)
@@ -111,9 +127,30 @@ class BagRecorder:
             if (self._seen - 1) % self._limits.every_nth:
                 return
             try:
-                self._queue.put_nowait(msg)
+                self._queue.put_nowait((self._summary.topic, msg, True))
             except queue.Full:
                 self._summary.dropped += 1
+                return
+            if self._summary.results_topic:
+                self._recorded.append(stamp_ns(msg.header))
+
+    def wants_result(self, header: Any) -> bool:
+        """Whether the tracked boxes of the frame with this header belong in the recording."""
+        if not self._active:  # unlocked fast path
+            return False
+        with self._lock:
+            return self._active and bool(self._summary.results_topic) and stamp_ns(header) in self._recorded
+
+    def offer_result(self, msg: Any) -> None:
+        """The tracked boxes (Detection2DArray) of a recorded frame; anything else is ignored."""
+        with self._lock:
+            if not (self._active and self._summary.results_topic) or stamp_ns(msg.header) not in self._recorded:
+                return
+            self._recorded.remove(stamp_ns(msg.header))  # one message per frame
+            try:
+                self._queue.put_nowait((self._summary.results_topic, msg, False))
+            except queue.Full:  # the boxes of a frame are worth less than the frames: not counted
+                pass
 
     def stop(self, reason: str = "stop request", timeout: float = 30.0) -> Summary:
         """Stop taking frames, write the queued ones, close the bag; the summary of the recording."""
@@ -127,15 +164,14 @@ class BagRecorder:
 
     def _write_loop(self, writer) -> None:
         from rclpy.serialization import serialize_message
-        from rosbags.typesys import Stores, get_typestore
 
-        typestore = get_typestore(Stores.ROS2_JAZZY)
-        connection = None
+        typestore = vision_msgs_typestore()  # the Jazzy types and vision_msgs (the tracked boxes)
+        connections: dict[str, Any] = {}
         reason = ""
         try:
             while True:
                 try:
-                    msg = self._queue.get(timeout=0.1)
+                    topic, msg, is_frame = self._queue.get(timeout=0.1)
                 except queue.Empty:
                     if not self._active:
                         break
@@ -146,12 +182,15 @@ class BagRecorder:
                 if full:
                     reason = "max_bytes"
                     break
-                if connection is None:
-                    connection = writer.add_connection(self._summary.topic, ros_type_name(msg), typestore=typestore)
-                writer.write(connection, stamp_ns(msg.header) or time.time_ns(), data)
+                if topic not in connections:
+                    connections[topic] = writer.add_connection(topic, ros_type_name(msg), typestore=typestore)
+                writer.write(connections[topic], stamp_ns(msg.header) or time.time_ns(), data)
                 with self._lock:
-                    self._summary.frames += 1
                     self._summary.bytes += len(data)
+                    if not is_frame:
+                        self._summary.results += 1
+                        continue
+                    self._summary.frames += 1
                     if self._summary.frames >= self._limits.max_frames:
                         reason = "max_frames"
                         break
@@ -206,6 +245,12 @@ class RecordService:
     def offer(self, msg: Any) -> None:
         self.recorder.offer(msg)
 
+    def wants_result(self, header: Any) -> bool:
+        return self.recorder.wants_result(header)
+
+    def offer_result(self, msg: Any) -> None:
+        self.recorder.offer_result(msg)
+
     def on_record(self, request: Any, response: Any) -> Any:
         from cyclesiam_ros.log_throttle import log_outcome, untrusted
 
@@ -214,8 +259,10 @@ class RecordService:
             if request.start:
                 path = bag_path(request.path, self._node.settings.record_dir)
                 limits = limits_for(request, self._node.settings)
-                done = self.recorder.start(path, self._node.image_topic, limits)
-                response.message = (f"recording 1 in {limits.every_nth} frame(s) of {done.topic} to {path} "
+                results = self._node.pub_detections.topic_name if self._node.settings.record_detections else ""
+                done = self.recorder.start(path, self._node.image_topic, limits, results)
+                boxes = f" with their tracked boxes ({results})" if results else ""
+                response.message = (f"recording 1 in {limits.every_nth} frame(s) of {done.topic}{boxes} to {path} "
                                     f"(at most {limits.max_frames} frames, {limits.max_bytes / 2**20:.1f} MiB)")
                 response.success = True
             elif self.recorder.active:
@@ -238,5 +285,5 @@ class RecordService:
             self._node.get_logger().info(f"record: {self.recorder.stop('shutdown').describe()}")
 
 
-__all__ = ["BagRecorder", "RecordError", "RecordLimits", "RecordService", "Summary", "bag_path", "limits_for",
+__all__ = ["PENDING_RESULT_STAMPS", "BagRecorder", "RecordError", "RecordLimits", "RecordService", "Summary", "bag_path", "limits_for",
            "ros_type_name"]

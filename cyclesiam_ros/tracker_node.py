@@ -7,7 +7,7 @@
 | sub | `~/target` | vision_msgs/Detection2D | a detector's box becomes/updates a target (no id: the one it overlaps) |
 | srv | `~/set_target` | cyclesiam_ros/srv/SetTarget | start/replace a target |
 | srv | `~/remove_target` | cyclesiam_ros/srv/RemoveTarget | one id, or all when empty |
-| srv | `~/record` | cyclesiam_ros/srv/Record | start/stop an MCAP bag of the accepted frames (`recorder.py`) |
+| srv | `~/record` | cyclesiam_ros/srv/Record | start/stop an MCAP bag of the accepted frames and their tracked boxes (`recorder.py`) |
 | srv | `~/load_model` | cyclesiam_ros/srv/LoadModel | swap the network between two frames, targets kept (`model_swap.py`) |
 | pub | `~/detections` | vision_msgs/Detection2DArray | tracked targets; header = input image header |
 | pub | `~/detection` | vision_msgs/Detection2D | the primary (first set) target while tracked |
@@ -484,12 +484,15 @@ class TrackerNode(LifecycleNode):
         self.stats.record(latency, results)
 
     def _publish_detections(self, results, header, class_ids, primary) -> None:
-        """~/detections and the primary target's ~/detection: one Detection2D message serves both."""
+        """~/detections, the primary target's ~/detection and ~/record's tracked boxes: one message serves all."""
         want_all = self.pub_detections.get_subscription_count() > 0
         want_primary = self.pub_detection.get_subscription_count() > 0
-        if not (want_all or want_primary):
+        want_record = self.recording is not None and self.recording.wants_result(header)
+        if not (want_all or want_primary or want_record):
             return
         array = messages.detections_msg(results, header, class_ids)
+        if want_record:
+            self.recording.offer_result(array)  # ~/record: the seeds of cyclesiam-adapt --seed-topic
         if want_all:
             self.pub_detections.publish(array)
         if want_primary:

@@ -1,9 +1,9 @@
-"""On the robot, over real DDS: a node tracking a real clip records a bag through ~/record, a short
-`cyclesiam-adapt` run on that bag makes a model, and ~/load_model swaps it in while frames flow.
-Tracking goes on with the same ids; every frame's ~/status names exactly one model, and no frame
-tracked by the new model is followed by one tracked by the old; a corrupt checkpoint and a second
-load during a load are refused with the old model still running; a recording left open is closed
-cleanly when the node shuts down."""
+"""On the robot, over real DDS: a node tracking a real clip records a bag through ~/record (the frames and
+its own tracked boxes), a short training run on that bag seeded by those boxes makes a model, and
+~/load_model swaps it in while frames flow. Tracking goes on with the same ids; every frame's ~/status
+names exactly one model, and no frame tracked by the new model is followed by one tracked by the old;
+a corrupt checkpoint and a second load during a load are refused with the old model still running; a
+recording left open is closed cleanly when the node shuts down."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from cyclesiam.model_swap import model_identity
 from cyclesiam.sources import open_source
 from cyclesiam_ros.messages import stamp_ns
 from cyclesiam_ros.session import TrackerSession, tracker_node_command
+from cyclesiam_train.seeds import read_detection_topic
 from ros_helpers import REPO, ChildProcess
 
 pytestmark = pytest.mark.ros
@@ -79,19 +80,27 @@ def test_record_adapt_and_swap_the_model_while_tracking(rclpy_context, tmp_path,
         assert len(source) == 24
         assert set(source.stamps.tolist()) <= set(client.published)  # the original stamps
         assert source.frame(0).shape == frames[0].shape
+        # beside the frames, the node's own tracked boxes of the recorded frames: the seeds of adapt
+        assert f"tracked boxes ({base}/detections)" in resp.message, resp.message
+        seeds = read_detection_topic(bag, f"{base}/detections", IMAGE_TOPIC)
+        assert len(seeds) >= 12, f"{len(seeds)} tracked boxes recorded for 24 frames: {stop.message}"
+        assert {s.stamp_ns for s in seeds} <= set(source.stamps.tolist())
+        assert all(abs(s.box[0] - BOX[0]) < 60 and abs(s.box[1] - BOX[1]) < 60 for s in seeds)  # on the tree
 
         # ---- a model trained on the recording from the running one: cyclesiam-adapt's training with one
         # step (its label-free before/after check alone takes minutes here; the README flow runs it)
         run = tmp_path / "run"
         train = subprocess.run([sys.executable, "-m", "cyclesiam_train.cli", "--init-from", str(shipped_checkpoint),
                                 "--data",
-                                str(bag), "--topic", IMAGE_TOPIC, "--out", str(run), "--device", "cpu", "--no-progress",
+                                str(bag), "--topic", IMAGE_TOPIC, "--seed-topic", f"{base}/detections",
+                                "--out", str(run), "--device", "cpu", "--no-progress",
                                 "--set", "train.steps=1", "train.batch_size=2", "train.warmup_steps=1",
                                 "train.checkpoint_every=1", "train.workers=0"],
                                cwd=REPO, capture_output=True, text=True, timeout=300)
         assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
         adapted = run / "model.safetensors"
         assert "1 stream(s), 24 frames" in train.stdout, train.stdout[-2000:]
+        assert f"seeds: {len(seeds)} from topic {base}/detections" in train.stdout, train.stdout[-2000:]
         new_model = model_identity(adapted)
         assert new_model != old_model
 

@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import Detection2D, Detection2DArray
 
 from cyclesiam.sources import open_source
 from cyclesiam_ros.recorder import BagRecorder, RecordError, RecordLimits, bag_path, limits_for
+from cyclesiam_train.seeds import read_detection_topic
 
 TOPIC = "/robot/camera/image_raw"
+DETECTIONS = "/robot/cyclesiam_tracker/detections"
 T0 = 1_700_000_000_000_000_000
 STEP = 33_333_333
 
@@ -115,3 +118,55 @@ def test_refusals_and_defaults(tmp_path, frames):
     assert first.parent == tmp_path and first.name.startswith("record_")
     first.mkdir()
     assert bag_path("", str(tmp_path)) != first
+
+
+def detections_of(frame_msg: Image, box: tuple[float, float, float, float]) -> Detection2DArray:
+    """What the node publishes on ~/detections for a tracked frame: one TRACKING target."""
+    out = Detection2DArray()
+    out.header = frame_msg.header
+    detection = Detection2D(id="tree")
+    detection.header = frame_msg.header
+    x, y, w, h = box
+    detection.bbox.center.position.x, detection.bbox.center.position.y = x + w / 2, y + h / 2
+    detection.bbox.size_x, detection.bbox.size_y = w, h
+    out.detections = [detection]
+    return out
+
+
+def test_the_tracked_boxes_of_recorded_frames_are_seeds_for_adapt(tmp_path, frames):
+    """Every 3rd frame recorded; the node's detections are offered for every frame it tracked (some late,
+    frame 6 never tracked): only those of recorded frames land in the bag, once each, under the
+    detections topic, and read back as seeds at exactly the recorded stamps."""
+    msgs = [image_msg(f, i) for i, f in enumerate(frames[:12])]
+    boxes = {i: (100.0 + i, 60.0, 60.0, 70.0) for i in range(12)}
+    recorder = BagRecorder(100, log=lambda text: None)
+    path = tmp_path / "bag"
+    recorder.start(path, TOPIC, RecordLimits(max_frames=1000, max_bytes=1 << 30, every_nth=3), DETECTIONS)
+    for i, msg in enumerate(msgs):
+        recorder.offer(msg)
+        assert recorder.wants_result(msg.header) == (i % 3 == 0)
+        if i >= 1 and i - 1 != 6:  # each frame's boxes one frame late; frame 6 is never tracked
+            recorder.offer_result(detections_of(msgs[i - 1], boxes[i - 1]))
+    recorder.offer_result(detections_of(msgs[0], boxes[0]))  # a second message for frame 0: not written
+    summary = recorder.stop()
+    assert (summary.frames, summary.results, summary.results_topic) == (4, 3, DETECTIONS)
+    assert "3 tracked-box message(s)" in summary.describe()
+    seeds = read_detection_topic(path, DETECTIONS, TOPIC)
+    assert [s.stamp_ns for s in seeds] == [T0, T0 + 3 * STEP, T0 + 9 * STEP]  # frames 0, 3, 9 (6: not tracked)
+    assert [s.box for s in seeds] == [boxes[0], boxes[3], boxes[9]]
+    assert len(open_source(path, TOPIC)) == 4  # the frames read as before
+
+
+def test_without_a_detections_topic_nothing_but_frames(tmp_path, frames):
+    msgs = [image_msg(f, i) for i, f in enumerate(frames[:4])]
+    recorder = BagRecorder(10, log=lambda text: None)
+    recorder.start(tmp_path / "bag", TOPIC, RecordLimits(1000, 1 << 30, 1))
+    for msg in msgs:
+        recorder.offer(msg)
+        assert not recorder.wants_result(msg.header)
+        recorder.offer_result(detections_of(msg, (1.0, 1.0, 5.0, 5.0)))
+    summary = recorder.stop()
+    assert (summary.frames, summary.results) == (4, 0) and "tracked-box" not in summary.describe()
+    from rosbags.highlevel import AnyReader
+    with AnyReader([tmp_path / "bag"]) as reader:
+        assert {c.topic for c in reader.connections} == {TOPIC}
