@@ -87,10 +87,10 @@ class TrackerConfig:
                         "the real validation set, docs/MODEL.md)", **UNIT)
     min_size: float = setting(4.0, "minimum box side in pixels", ge=1.0, le=1000.0)
     scale_steps: int = setting(
-        5, "scales compared per target, odd: 5 = sizes x scale_step^(-2..2), the size moves towards the best "
+        3, "scales compared per target, odd: 3 = sizes x scale_step^(-1..1), the size moves towards the best "
         "(not the regression's, which the default model does not sense); 1 = off (size from the regression)",
         ge=1, le=15, odd=True)
-    scale_step: float = setting(1.05, "ratio between neighbouring scales", gt=1.0, le=2.0)
+    scale_step: float = setting(1.10, "ratio between neighbouring scales", gt=1.0, le=2.0)
     scale_penalty: float = setting(
         0.99, "factor on the similarity/score of the scales other than 1 (1.0: follows zooms faster, drifts more)",
         gt=0.0, le=1.0)

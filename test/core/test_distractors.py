@@ -93,7 +93,9 @@ def test_shipped_model_does_not_jump_to_a_copy_while_the_target_is_hidden(cube_f
     model since 2026-12-03 (pool recipe + 250 steps) at 0.15 the copy 180 px away wins even with the
     memory (at 160 px the memory holds at 0.15 and 0.2); with the previous model the track did not jump
     at 0.2 and the memory held at 0.15 (docs/MODEL.md, "the longer pool recipe"). The scene is set at
-    the training crops' context_amount 0.5."""
+    the training crops' context_amount 0.5 and the five-scale search at 1.05 (the default until
+    2026-12-03): at today's 3 x 1.10 the track does not jump in this scene (x 386 against the target's
+    380 without the memory), so there would be no failure for the memory to prevent."""
     path = default_checkpoint()
     if path is None or not path.is_file():
         pytest.skip(f"shipped model {path} missing")
@@ -101,7 +103,8 @@ def test_shipped_model_does_not_jump_to_a_copy_while_the_target_is_hidden(cube_f
     box, shift = (315, 205, 129, 145), 180
     images = _hidden_target_scene(frame, box, shift)
     target_x, copy_x = box[0] + box[2] / 2, box[0] + shift + box[2] / 2
-    base = dataclasses.replace(Config().tracker, window_influence=0.2, mask_enabled=False, context_amount=0.5)
+    base = dataclasses.replace(Config().tracker, window_influence=0.2, mask_enabled=False, context_amount=0.5,
+                               scale_steps=5, scale_step=1.05)
     penalty = Config().tracker.distractor_penalty or 0.5
     without = final_center(images, box, dataclasses.replace(base, distractor_penalty=0.0))[0]
     with_memory = final_center(images, box, dataclasses.replace(base, distractor_penalty=penalty))[0]
