@@ -157,6 +157,13 @@ class TrackerConfig:
     template_bank_hold: int = setting(
         10, "rotations_on_drop: keep searching the turned kernels this many frames after the last frame that "
         "followed a low one", ge=0, le=10000)
+    motion: str = setting(
+        "none", "where the next search is centred: none = the last position (SiamRPN) | velocity = the last "
+        "position plus the target's smoothed displacement per frame (a constant-velocity prior the cosine "
+        "window follows; at most one target size, reset while not TRACKING)",
+        choices=registry("cyclesiam.tracking.motion", "MOTION_MODELS"))
+    motion_rate: float = setting(0.5, "velocity motion: weight of the newest frame's displacement in the smoothed "
+                                      "velocity", gt=0.0, le=1.0)
     # LOST hysteresis: the cycle-trained score stays 0.6-0.85 on plain background, so the score alone never
     # reports a vanished target; the template similarity decides with it (docs/MODEL.md, "LOST")
     lost_threshold: float = setting(0.9, "score below which a frame counts towards LOST", **UNIT)

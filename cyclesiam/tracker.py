@@ -6,7 +6,8 @@ The tracker owns everything per target (template features, centre, size, score, 
 batched forward (tracking targets at `model_cfg.search_size`, held LOST targets at
 `tracker_cfg.lost_search_size`), then through the stages of `cyclesiam.tracking`:
 
-  search   crop, forward, the SiamRPN decode (tracking/decode.py, shared with training), distractors
+  search   crop (centred by tracker.motion: tracking/motion.py, none | velocity), forward, the SiamRPN
+           decode (tracking/decode.py, shared with training), distractors
   scale    the strategy of tracker.scale_from / scale_steps: how many scales the search covers and
            where the size comes from (tracking/scale/: none | score | template)
   state    the LOST hysteresis (tracking/state.py) and the policy of tracker.lost_hold
@@ -43,6 +44,7 @@ from cyclesiam.tracking.image_bounds import clip_result, inside
 from cyclesiam.tracking.lost import lost_policy
 from cyclesiam.tracking.lost.report import ReportLost
 from cyclesiam.tracking.masks import compute_masks
+from cyclesiam.tracking.motion import motion_model
 from cyclesiam.tracking.network import Network, ms_since
 from cyclesiam.tracking.post import PostResult, peak_positions, postprocess
 from cyclesiam.tracking.result import TrackResult, validate_box
@@ -156,7 +158,7 @@ class SiamTracker:
         if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
             raise ValueError(f"set_box: box must be finite with positive size, got {tuple(bbox)}")
         target.center, target.size = np.array([x + w / 2, y + h / 2]), np.array([w, h])
-        target.distractors = np.empty((0, 2))
+        target.distractors, target.velocity = np.empty((0, 2)), np.zeros(2)
 
     def result(self, target_id: str) -> TrackResult:
         """The current state of one target (after `add_target`: the given box)."""
@@ -267,11 +269,14 @@ class SiamTracker:
             t.score, t.similarity = float(post.score[b]), appearance.best(b)
             t.frames += 1
             t.polygon, t.mask, t.distractors = None, None, np.empty((0, 2))
+        motion = motion_model(cfg)
         for n, b in enumerate(moving):
             t = members[b]
+            previous = t.center
             t.center, t.size = post.center[b].copy(), (post.size[b] if sizes is None else sizes[n]).copy()
             if cfg.box_in_image == "state":
                 t.center, t.size = inside(t.center, t.size, bgr.shape, cfg.min_size)
+            motion.update(t, previous)
             if cfg.distractor_penalty > 0:  # measured in the size the search gave
                 t.distractors = find_distractors(found.scores[b], found.resp.anchors_np, found.resp.score_size,
                                                  found.centers[b], float(found.scale_z[b]), t.center,

@@ -1,5 +1,6 @@
 """Search stage: crop, forward and decode every target of a batch at its size x each scale factor,
-one row per (target, scale), target-major, without changing any state. The distractor memory
+one row per (target, scale), target-major, without changing any state. The crop is centred where
+the motion model (tracker.motion) expects the target. The distractor memory
 (tracker.distractor_*) damps the candidates near each target's remembered distractors here."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from cyclesiam.config import TrackerConfig
 from cyclesiam.crop import template_crop_sizes
 from cyclesiam.distractors import distractor_factors
 from cyclesiam.tracking.decode import decode_response
+from cyclesiam.tracking.motion import motion_model
 from cyclesiam.tracking.network import Network, Response, ms_since
 from cyclesiam.tracking.post import PostResult, postprocess
 from cyclesiam.tracking.scale.common import scale_rows
@@ -47,7 +49,9 @@ def search(net: Network, cfg: TrackerConfig, bgr: np.ndarray, pad: tuple[float, 
     """Every target (window_influence [B] each) at its size x each of `factors` [S] -> B*S rows
     (with the search features xf when `features`)."""
     n_scales = len(factors)
-    centers, sizes = scale_rows(np.stack([t.center for t in members]), np.stack([t.size for t in members]), factors)
+    motion = motion_model(cfg)
+    centers, sizes = scale_rows(np.stack([motion.search_center(t) for t in members]),
+                                np.stack([t.size for t in members]), factors)
     s_z = template_crop_sizes(sizes, cfg.context_amount)
     scale_z = net.model_cfg.template_size / s_z
     zf = torch.stack([t.zf for t in members])

@@ -43,6 +43,8 @@ class Target:
     # more frames the bank is searched for after the last frame that followed a low one
     upright_score: float = 1.0
     bank_hold: int = 0
+    # tracker.motion "velocity": the smoothed displacement per frame (image pixels)
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:
