@@ -72,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config()
     cfg.runtime.device = "cpu"
     # the score rule off: the probe must follow the target whatever the thresholds say
+    # scale_from template: the similarity on every frame (pooled, the default, measures it only on the frames
+    # the LOST rule reads it, i.e. never with the rule off as here)
     cfg.tracker = dataclasses.replace(cfg.tracker, mask_enabled=False, lost_threshold=0.0, lost_similarity=0.0,
-                                      recover_similarity=0.0, lost_hold=False)
+                                      recover_similarity=0.0, lost_hold=False, scale_from="template")
     tracker = build_tracker(cfg, args.checkpoint)
     tracked = signals(tracker, clip[0], box, clip[1:])
     vanished = signals(tracker, clip[0], box, [painted_out(clip[0], box)] * args.vanish)

@@ -1,10 +1,11 @@
 """How long the on-robot flow takes here: ~/record -> cyclesiam-adapt -> ~/load_model (a probe, not a test).
 
 A tracker_node in its own process tracks data/tree.avi played at 10 Hz over DDS (localhost). It
-records `--frames` frames through ~/record, `cyclesiam-adapt` runs on the bag (`--minutes`), and
-~/load_model loads the result `--loads` times, alternating with the shipped model, while frames
-flow. Prints: the record start/stop answer times, the adapt wall time, per load the answer time
-(what the node reports as prepared / switch) and how many frames the old model tracked meanwhile.
+records `--frames` frames (and its tracked boxes) through ~/record, `cyclesiam-adapt --seed-topic` runs
+on the bag (`--minutes`), and ~/load_model loads the result `--loads` times, alternating with the
+shipped model, while frames flow. Prints: the record start/stop answer times, the adapt wall time,
+per load the answer time (what the node reports as prepared / switch) and how many frames the old
+model tracked meanwhile.
 
     .venv/bin/python probes/record_adapt_swap.py [--frames 60] [--minutes 1] [--loads 4] [--out DIR]
 """
@@ -76,7 +77,9 @@ def main() -> int:
         print(f"record: start answered in {t_start * 1000:.0f} ms; {r.frames_written} frames "
               f"({r.message.split(':', 1)[-1].strip()[:80]}); stop answered in {t_stop * 1000:.0f} ms")
         run = out / "run"
-        adapt = [sys.executable, "-m", "cyclesiam_train.adapt", "--data", str(bag), "--out", str(run),
+        # the README's flow: seeded by the node's own tracked boxes, which ~/record wrote beside the frames
+        adapt = [sys.executable, "-m", "cyclesiam_train.adapt", "--data", str(bag), "--topic", "/probe/camera/image_raw",
+                 "--seed-topic", "/probe/cyclesiam_tracker/detections", "--out", str(run),
                  "--minutes", str(args.minutes), "--no-progress"]
         res, t_adapt = timed(lambda: subprocess.run(adapt, cwd=REPO, capture_output=True, text=True))
         print(f"cyclesiam-adapt --minutes {args.minutes:g} on {r.frames_written} frames: {t_adapt:.0f} s wall, exit "

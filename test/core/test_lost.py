@@ -71,9 +71,11 @@ def test_lost_when_the_target_disappears_and_back_when_it_returns(first_frame) -
 
 
 def test_a_followed_lost_target_is_tracked_exactly_as_without_the_rule(first_frame) -> None:
+    """With the template scale search, whose similarity is measured every frame (the default pooled one
+    measures it only where the LOST rule reads it: test_scale_pooled.py)."""
     frames = _noisy([first_frame] * 2 + [_painted_out(first_frame)] * 6 + [first_frame] * 2)
-    followed = _results(first_frame, frames, _rule())
-    never_lost = _results(first_frame, frames, _rule(lost_threshold=0.0, lost_similarity=0.0))
+    followed = _results(first_frame, frames, _rule(scale_from="template"))
+    never_lost = _results(first_frame, frames, _rule(lost_threshold=0.0, lost_similarity=0.0, scale_from="template"))
     assert any(r.state == LOST for r in followed)
     assert all(r.state == TRACKING for r in never_lost)
     assert [r.bbox for r in followed] == [r.bbox for r in never_lost]

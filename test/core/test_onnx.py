@@ -331,7 +331,8 @@ from cyclesiam.build import build_tracker
 from cyclesiam.config import load_config
 def rss_mb():
     return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
-cfg = load_config(None, {"runtime": {"backend": "onnxruntime", "memory_arena": sys.argv[1] == "on"}})
+cfg = load_config(None, {"runtime": {"backend": "onnxruntime", "memory_arena": sys.argv[1] == "on"},
+                         "tracker": {"scale_from": "template"}})  # its 3 template crops a target: the largest batch
 tracker = build_tracker(cfg, checkpoint=sys.argv[2])
 frames = [cv2.imread(os.path.join(sys.argv[3], f"image{i:04d}.pgm")) for i in range(3)]
 tracker.add_target(frames[0], (300, 200, 80, 80)); tracker.track(frames[1])

@@ -258,18 +258,20 @@ def test_time_going_backwards_is_logged(node_and_client, client, frames):
     assert client.set_target(BOX).success
 
 
-def test_60hz_burst_drops_frames_without_latency_growth(client, frames):
+def test_a_burst_faster_than_tracking_drops_frames_without_latency_growth(client, frames):
+    """240 Hz of 320x240 frames: faster than the node tracks one target here (~10 ms a frame; at 60 Hz
+    it keeps up since the scale windows come out of the search features)."""
     client.play(frames[:3], 30)
     client.spin(0.3)
     assert client.set_target(BOX).success
     client.clear_received()
     burst = (frames * 3)[:150]
-    client.play(burst, 60)
+    client.play(burst, 240)
     client.spin(1.0)
     status = client.received.status
     assert len(status) > 20
     dropped = sum(s.dropped_frames for s in status)
-    assert dropped > 0, "a 60 Hz burst on 2 CPU cores must drop frames rather than queue them"
+    assert dropped > 0, "a burst faster than tracking must drop frames rather than queue them"
     latencies = [s.targets[0].latency for s in status if s.targets]
     third = len(latencies) // 3
     early, late = np.median(latencies[:third]), np.median(latencies[-third:])
