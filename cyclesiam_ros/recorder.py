@@ -45,10 +45,13 @@ class Summary:
     stopped: str = ""  # "" while recording; else why: "stop request", "max_frames", "max_bytes", "shutdown", "error: ..."
     results_topic: str = ""  # "" when the node's detections are not recorded
     results: int = 0  # detection messages written
+    results_dropped: int = 0  # detection messages of recorded frames that found the writer queue full
 
     def describe(self) -> str:
         state = "recording" if not self.stopped else f"stopped ({self.stopped})"
         results = f" and {self.results} tracked-box message(s) of {self.results_topic}" if self.results_topic else ""
+        if self.results_dropped:
+            results += f" ({self.results_dropped} not recorded: writer queue full)"
         return (f"{state}: {self.frames} frame(s){results}, {self.bytes / 2**20:.1f} MiB of {self.topic} in "
                 f"{self.path}; {self.dropped} frame(s) not recorded (writer queue full)")
 
@@ -71,7 +74,7 @@ class BagRecorder:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)  # (topic, message, is_frame)
         self._recorded: deque[int] = deque(maxlen=PENDING_RESULT_STAMPS)  # stamps of the frames queued
         self._log = log
-        self._lock = threading.Lock()  # guards _active, _seen and the summary counters
+        self._lock = threading.Lock()  # guards _active, _seen, _recorded and the summary counters
         self._active = False
         self._seen = 0
         self._limits = RecordLimits(1, 1, 1)
@@ -149,8 +152,8 @@ class BagRecorder:
             self._recorded.remove(stamp_ns(msg.header))  # one message per frame
             try:
                 self._queue.put_nowait((self._summary.results_topic, msg, False))
-            except queue.Full:  # the boxes of a frame are worth less than the frames: not counted
-                pass
+            except queue.Full:
+                self._summary.results_dropped += 1
 
     def stop(self, reason: str = "stop request", timeout: float = 30.0) -> Summary:
         """Stop taking frames, write the queued ones, close the bag; the summary of the recording."""
