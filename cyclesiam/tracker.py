@@ -269,18 +269,19 @@ class SiamTracker:
             t.score, t.similarity = float(post.score[b]), appearance.best(b)
             t.frames += 1
             t.polygon, t.mask, t.distractors = None, None, np.empty((0, 2))
-        motion = motion_model(cfg)
+        previous = [t.center for t in members]
         for n, b in enumerate(moving):
             t = members[b]
-            previous = t.center
             t.center, t.size = post.center[b].copy(), (post.size[b] if sizes is None else sizes[n]).copy()
             if cfg.box_in_image == "state":
                 t.center, t.size = inside(t.center, t.size, bgr.shape, cfg.min_size)
-            motion.update(t, previous)
             if cfg.distractor_penalty > 0:  # measured in the size the search gave
                 t.distractors = find_distractors(found.scores[b], found.resp.anchors_np, found.resp.score_size,
                                                  found.centers[b], float(found.scale_z[b]), t.center,
                                                  extent(post.size[b]), cfg.distractor_score, cfg.distractor_distance)
+        motion = motion_model(cfg)
+        for t, before in zip(members, previous):  # held targets too: a LOST one's velocity is reset
+            motion.update(t, before)
         timing["post"] += ms_since(t0)
 
         if moving and masks and self.backend.has_mask:

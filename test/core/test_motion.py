@@ -92,3 +92,25 @@ def test_shipped_tracker_searches_ahead_of_a_sliding_target(cube_frames_dir) -> 
     np.testing.assert_array_equal(v_none, [0.0, 0.0])
     assert abs(v_velocity[0] - step) < 4 and abs(v_velocity[1]) < 4, v_velocity  # it learnt the slide
     assert abs(x_velocity - true_x) < 10 and abs(x_none - true_x) < 10, (x_velocity, x_none, true_x)  # both follow
+
+
+def test_a_held_lost_target_forgets_its_velocity(cube_frames_dir) -> None:
+    """lost_hold: a LOST target's box is held (it does not move this frame); its velocity is reset all the
+    same, so the search after it recovers does not jump ahead by the motion it had before it was lost."""
+    path = default_checkpoint()
+    if path is None or not path.is_file():
+        pytest.skip(f"shipped model {path} missing")
+    frame = cv2.imread(str(ImageFolderSource(cube_frames_dir).files[0]))
+    cfg = Config()
+    cfg.runtime.device = "cpu"
+    cfg = dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, motion="velocity", lost_hold=True,
+                                                                mask_enabled=False))
+    tracker = build_tracker(cfg, path)
+    tid = tracker.add_target(frame, (315.0, 205.0, 129.0, 145.0))
+    target = tracker._targets[tid]
+    target.state, target.velocity = TrackState.LOST, np.array([30.0, 0.0])
+    center = target.center.copy()
+    tracker.track(np.full_like(frame, 127))  # nothing to find: stays LOST, held
+    assert target.state == TrackState.LOST
+    np.testing.assert_array_equal(target.center, center)
+    np.testing.assert_array_equal(target.velocity, [0.0, 0.0])
