@@ -99,7 +99,7 @@ class TrackerConfig:
     scale_calibration: bool = setting(
         True, "scale_from score only: on ~/set_target, search the first frame at every scale and damp the scales "
         "that outscore the given box's there (per target)")
-    # pooled since 2026-12-03 19:20 (template's comparison without its extra backbone passes: same AUC within
+    # pooled since 2026-12-03 19:17 (template's comparison without its extra backbone passes: same AUC within
     # 0.005 and no more failures at 3 x 1.10, docs/MODEL.md); template: n template-sized crops, each ~1/4 of a
     # search pass; score was the default before both (scale_steps 3, step 1.1)
     scale_from: str = setting(

@@ -288,5 +288,5 @@ class RecordService:
             self._node.get_logger().info(f"record: {self.recorder.stop('shutdown').describe()}")
 
 
-__all__ = ["PENDING_RESULT_STAMPS", "BagRecorder", "RecordError", "RecordLimits", "RecordService", "Summary", "bag_path", "limits_for",
-           "ros_type_name"]
+__all__ = ["PENDING_RESULT_STAMPS", "BagRecorder", "RecordError", "RecordLimits", "RecordService", "Summary",
+           "bag_path", "limits_for", "ros_type_name"]
