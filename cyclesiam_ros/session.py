@@ -157,11 +157,24 @@ class TrackerSession:
 
     # -------------------------------------------------------------- services
 
-    def call(self, client, request, timeout: float = 20.0):
-        future = client.call_async(request)
-        if not self.spin_until(future.done, timeout):
-            raise TimeoutError(f"service {client.srv_name} did not answer within {timeout} s")
-        return future.result()
+    def call(self, client, request, timeout: float = 20.0, resend_every: float | None = None):
+        """The response to `request`. With `resend_every` (idempotent requests only) the request is
+        sent again when no answer came within that many seconds: DDS can drop a service's first
+        response when the client's response reader is not yet matched, although the service is
+        already discovered (ros2/rmw_fastrtps#390 waits only 100 ms for it)."""
+        deadline = time.monotonic() + timeout
+        pending = []
+        try:
+            while time.monotonic() < deadline:
+                pending.append(client.call_async(request))
+                wait = deadline - time.monotonic() if resend_every is None else resend_every
+                if self.spin_until(lambda: any(f.done() for f in pending), min(wait, deadline - time.monotonic())):
+                    return next(f for f in pending if f.done()).result()
+        finally:
+            for future in pending:
+                if not future.done():
+                    client.remove_pending_request(future)
+        raise TimeoutError(f"service {client.srv_name} did not answer within {timeout} s")
 
     def set_target(self, box, target_id: str = "", stamp: int = 0, frame_id: str = "", mask=None):
         req = self.SetTarget.Request()

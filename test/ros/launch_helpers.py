@@ -94,10 +94,16 @@ def get_parameters(probe, node_fqn: str, names: list[str], timeout: float = 10.0
     client = probe.create_client(GetParameters, f"{node_fqn}/get_parameters")
     try:
         assert client.wait_for_service(timeout_sec=timeout), f"{node_fqn}/get_parameters not available"
-        future = client.call_async(GetParameters.Request(names=names))
-        rclpy.spin_until_future_complete(probe, future, timeout_sec=timeout)
-        assert future.done(), "get_parameters did not answer"
-        return {n: parameter_value_to_python(v) for n, v in zip(names, future.result().values)}
+        # sent again every 3 s: DDS can drop the first response of a just-discovered service
+        # (see TrackerSession.call); get_parameters is idempotent
+        futures = []
+        deadline = time.monotonic() + 3 * timeout
+        while time.monotonic() < deadline and not any(f.done() for f in futures):
+            futures.append(client.call_async(GetParameters.Request(names=names)))
+            rclpy.spin_until_future_complete(probe, futures[-1], timeout_sec=min(3.0, deadline - time.monotonic()))
+        done = [f for f in futures if f.done()]
+        assert done, f"get_parameters did not answer within {3 * timeout} s"
+        return {n: parameter_value_to_python(v) for n, v in zip(names, done[0].result().values)}
     finally:
         probe.destroy_client(client)
 

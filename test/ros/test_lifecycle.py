@@ -41,7 +41,7 @@ class Managed:
         return self.session.call(self.change, request, timeout=120).success
 
     def state(self) -> int:
-        return self.session.call(self.get, GetState.Request()).current_state.id
+        return self.session.call(self.get, GetState.Request(), resend_every=5.0).current_state.id
 
     def set_param(self, name: str, value: str | int):
         client = self.session.node.create_client(SetParameters, f"{NODE}/set_parameters")

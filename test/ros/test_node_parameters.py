@@ -63,7 +63,7 @@ def set_param(session: TrackerSession, name: str, value):
 def get_param(session: TrackerSession, name: str):
     client = session.node.create_client(GetParameters, f"{NODE}/get_parameters")
     assert client.wait_for_service(timeout_sec=10)
-    value = session.call(client, GetParameters.Request(names=[name])).values[0]
+    value = session.call(client, GetParameters.Request(names=[name]), resend_every=5.0).values[0]
     session.node.destroy_client(client)
     return {ParameterType.PARAMETER_DOUBLE: value.double_value, ParameterType.PARAMETER_INTEGER: value.integer_value,
             ParameterType.PARAMETER_BOOL: value.bool_value}.get(value.type, value.string_value)
@@ -105,7 +105,7 @@ def test_descriptors_come_from_the_config_metadata(session) -> None:
     names = ["tracker.lr", "tracker.scale_steps", "max_targets", "runtime.device", "tracker.center_from"]
     client = session.node.create_client(DescribeParameters, f"{NODE}/describe_parameters")
     assert client.wait_for_service(timeout_sec=10)
-    described = {d.name: d for d in session.call(client, DescribeParameters.Request(names=names)).descriptors}
+    described = {d.name: d for d in session.call(client, DescribeParameters.Request(names=names), resend_every=5.0).descriptors}
     lr = described["tracker.lr"]
     assert lr.description == FIELDS["tracker.lr"].description
     assert (lr.floating_point_range[0].from_value, lr.floating_point_range[0].to_value) == (0.0, 1.0)
