@@ -86,6 +86,13 @@ def own_track_seeds(clip: Clip, frames, h: int, head_folder: Path, holdout: floa
     return seeds
 
 
+def adapted_model(adapt_dir: Path) -> Path:
+    """The adapted model of a `cyclesiam-adapt` run: the blend since 2026-12-03 21:47, the fine-tuned
+    model itself before (or with --blend 1)."""
+    blended = adapt_dir / "adapted.safetensors"
+    return blended if blended.is_file() else adapt_dir / "train" / "model.safetensors"
+
+
 def run_adapt(head: Path, run_dir: Path, minutes: float, threads: int, check_trips: int,
               overrides: list[str]) -> dict[str, object]:
     """`cyclesiam-adapt` in its own process, as a user runs it; its report's verdict and step count."""
@@ -98,7 +105,7 @@ def run_adapt(head: Path, run_dir: Path, minutes: float, threads: int, check_tri
     text = report.read_text() if report.is_file() else ""
     verdict = re.search(r"Paired IoU gain ([-+0-9.]+) \(standard error ([0-9.]+)\): ([a-z ]+)\.", text)
     steps = re.search(r"Training: (\d+) steps", text)
-    return {"exit": proc.returncode, "stderr_tail": proc.stderr[-400:], "adapted": run_dir / "train" / "model.safetensors",
+    return {"exit": proc.returncode, "stderr_tail": proc.stderr[-400:], "adapted": adapted_model(run_dir),
             "check": verdict.group(0) if verdict else "-", "better": bool(verdict and verdict.group(3) == "better"),
             "steps": int(steps.group(1)) if steps else 0}
 

@@ -84,7 +84,7 @@ def main() -> int:
         res, t_adapt = timed(lambda: subprocess.run(adapt, cwd=REPO, capture_output=True, text=True))
         print(f"cyclesiam-adapt --minutes {args.minutes:g} on {r.frames_written} frames: {t_adapt:.0f} s wall, exit "
               f"{res.returncode}; {res.stdout.strip().splitlines()[-1][:200] if res.stdout.strip() else res.stderr[-300:]}")
-        models = [run / "train" / "model.safetensors", shipped]
+        models = [run / "adapted.safetensors", shipped]
         for n in range(args.loads):
             path = models[n % 2]
             client.clear_received()

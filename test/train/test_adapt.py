@@ -44,11 +44,20 @@ def test_adapt_end_to_end_on_a_real_clip(tmp_path, tree_video) -> None:
     # the model to use is exactly the one the check chose, and says so in the report
     base = resolve_checkpoint(None)
     chosen = (run / "model.safetensors").read_bytes()
-    adapted = (run / "train" / "model.safetensors").read_bytes()
+    adapted = (run / "adapted.safetensors").read_bytes()
     if "is **the adapted model**" in report:
         assert chosen == adapted
     else:
         assert "is **BASE**" in report and chosen == base.read_bytes()
+    # the adapted model is the fine-tuned weights blended halfway back to BASE (--blend 0.5)
+    base_state, _cfg, _meta = read_checkpoint(base)
+    tuned_state, _cfg, _meta = read_checkpoint(run / "train" / "model.safetensors")
+    blended, _cfg, blend_meta = read_checkpoint(run / "adapted.safetensors")
+    moved = [k for k in base_state if base_state[k].is_floating_point() and not torch.equal(base_state[k], tuned_state[k])]
+    assert moved and not any(k.startswith("backbone.") for k in moved)  # the backbone stays frozen
+    for k in moved:
+        torch.testing.assert_close(blended[k], 0.5 * base_state[k] + 0.5 * tuned_state[k])
+    assert blend_meta["provenance"]["blend"]["weight"] == 0.5 and "0.5 x the fine-tuned weights" in report
     # the adapted model started from BASE, trained at least one step, never on the held-out 20 %
     _state, _cfg, meta = read_checkpoint(run / "train" / "model.safetensors")
     prov = meta["provenance"]
