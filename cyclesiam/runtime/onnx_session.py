@@ -63,6 +63,7 @@ class OnnxBackend:
         self.threads = runtime.threads
         self.half = runtime.half
         self.memory_arena = runtime.memory_arena
+        self.max_batch = runtime.max_batch
         if not self.memory_arena:
             keep_heap_buffers()  # without the arena, malloc must not give each frame's buffers back
         self._shrink = ShrinkTrim()
@@ -112,10 +113,17 @@ class OnnxBackend:
         return from_dict(ModelConfig, json.loads(self.metadata["track"]["model_config"]), "model")
 
     def _run(self, part: str, feeds: dict[str, torch.Tensor], outputs: list[str] | None = None) -> list[np.ndarray]:
+        """`part` over every row of `feeds` (row i of each input = target i), in runs of at most max_batch rows."""
         arrays = {k: np.ascontiguousarray(v.detach().cpu().numpy(), dtype=np.float32) for k, v in feeds.items()}
         batch = arrays[BATCH_INPUT[part]]
-        self._shrink.note((part, batch.shape[1:]), batch.shape[0])
-        return self._sessions[part].run(outputs, arrays)
+        rows = batch.shape[0]
+        step = self.max_batch if 0 < self.max_batch < rows else rows
+        # the largest run's rows, once: a smaller last chunk is not a batch that shrank (releasing the
+        # heap for it every frame cost more than the chunking saved)
+        self._shrink.note((part, batch.shape[1:]), step)
+        session = self._sessions[part]
+        results = [session.run(outputs, {k: a[i:i + step] for k, a in arrays.items()}) for i in range(0, rows, step)]
+        return results[0] if len(results) == 1 else [np.concatenate(parts) for parts in zip(*results)]
 
     def template(self, z: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self._run("template", {"z": z})[0])

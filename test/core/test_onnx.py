@@ -150,6 +150,22 @@ def _perturbed(model):
     return other
 
 
+def test_max_batch_chunks_give_the_one_run_outputs(first_export, cube):
+    """runtime.max_batch: five targets in runs of 2, 2 and 1 give exactly the outputs of one run of five,
+    for every part (template, track with features, mask)."""
+    one_run = OnnxBackend(first_export.paths, RuntimeConfig(providers=["CPUExecutionProvider"], threads=2, max_batch=0))
+    chunked = OnnxBackend(first_export.paths, RuntimeConfig(providers=["CPUExecutionProvider"], threads=2, max_batch=2))
+    z, x = real_crops(cube, 5, 127, 255)
+    zf = one_run.template(z)
+    assert torch.equal(chunked.template(z), zf)
+    whole, parts = one_run.track_features(zf, x), chunked.track_features(zf, x)
+    assert len(whole) == len(parts) == 4
+    for want, got in zip(whole, parts):
+        assert got.shape[0] == 5 and torch.equal(got, want)
+    feat = whole[2].flatten(2)[:, :, 100]
+    assert torch.equal(chunked.mask(feat), one_run.mask(feat))
+
+
 def test_batched_targets_are_independent(first_export, cube):
     be = OnnxBackend(first_export.paths, CPU)
     z, x = real_crops(cube, 2, 127, 255)
@@ -331,7 +347,8 @@ from cyclesiam.build import build_tracker
 from cyclesiam.config import load_config
 def rss_mb():
     return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
-cfg = load_config(None, {"runtime": {"backend": "onnxruntime", "memory_arena": sys.argv[1] == "on"},
+cfg = load_config(None, {"runtime": {"backend": "onnxruntime", "memory_arena": sys.argv[1] == "on",
+                                     "max_batch": 0},  # all rows in one run: the arena's largest batch
                          "tracker": {"scale_from": "template"}})  # its 3 template crops a target: the largest batch
 tracker = build_tracker(cfg, checkpoint=sys.argv[2])
 frames = [cv2.imread(os.path.join(sys.argv[3], f"image{i:04d}.pgm")) for i in range(3)]
