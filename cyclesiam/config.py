@@ -206,8 +206,9 @@ class RuntimeConfig:
     channels_last: bool = setting(True, "channels-last memory format for torch", restart=True)
     memory_arena: bool = setting(False, "onnxruntime CPU memory arena: faster allocation, but it keeps the largest "
                                  "batch's memory until restart (off: memory follows the current targets)", restart=True)
-    max_batch: int = setting(4, "onnxruntime: targets per network run; more run in chunks of this many (outputs "
-                             "identical; on a CPU one batch of 16 costs more than four of 4); 0 = all in one run",
+    max_batch: int = setting(4, "onnxruntime on the CPU: targets per network run; more run in chunks of this many "
+                             "(outputs identical; one batch of 16 costs more than four of 4); 0 = all in one run; "
+                             "a GPU provider always runs all at once",
                              ge=0, le=1024, restart=True)
 
 

@@ -63,7 +63,8 @@ class OnnxBackend:
         self.threads = runtime.threads
         self.half = runtime.half
         self.memory_arena = runtime.memory_arena
-        self.max_batch = runtime.max_batch
+        # chunking pays where one run of many crops outgrows a CPU's caches; a GPU wants them all at once
+        self.max_batch = runtime.max_batch if self.providers[0] == "CPUExecutionProvider" else 0
         if not self.memory_arena:
             keep_heap_buffers()  # without the arena, malloc must not give each frame's buffers back
         self._shrink = ShrinkTrim()

@@ -164,6 +164,10 @@ def test_max_batch_chunks_give_the_one_run_outputs(first_export, cube):
         assert got.shape[0] == 5 and torch.equal(got, want)
     feat = whole[2].flatten(2)[:, :, 100]
     assert torch.equal(chunked.mask(feat), one_run.mask(feat))
+    assert chunked.max_batch == 2
+    gpu_first = RuntimeConfig(providers=["CUDAExecutionProvider", "CPUExecutionProvider"], max_batch=2)
+    if select_providers(gpu_first.providers)[0] != "CPUExecutionProvider":
+        assert OnnxBackend(first_export.paths, gpu_first).max_batch == 0  # a GPU runs every row at once
 
 
 def test_batched_targets_are_independent(first_export, cube):
